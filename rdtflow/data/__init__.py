@@ -1,0 +1,1 @@
+"""Reading, validating, splitting and enumerating demonstration episodes (HDF5, agilex layout)."""

@@ -1,0 +1,66 @@
+"""Stage split: a deterministic train / held-out split of the valid episodes.
+
+Held-out episodes are never trained on; evaluation replays them (open loop) and re-simulates
+their initial states (closed loop), so the split must be reproducible from the seed alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def _held_out_count(held_out: int | float, n_valid: int) -> int:
+    """An integer is a count; a fraction in (0, 1) is rounded, but holds out at least one episode."""
+    if isinstance(held_out, float) and 0 < held_out < 1:
+        return max(1, round(held_out * n_valid))
+    if float(held_out).is_integer() and held_out >= 1:
+        return int(held_out)
+    raise ValueError(
+        f"split.held_out={held_out!r}: use an integer count >= 1, a fraction in (0, 1) or a list of episode ids"
+    )
+
+
+def _check_both_sides(n_held_out: int, n_valid: int, held_out: object) -> None:
+    """Training needs at least one episode and evaluation needs at least one."""
+    if n_valid < 2:
+        raise ValueError(
+            f"only {n_valid} valid episode(s), but the split needs at least 2 (one to train on, one held out); "
+            "record more demonstrations or fix the rejected ones (see validation.json)"
+        )
+    if not 1 <= n_held_out < n_valid:
+        raise ValueError(
+            f"split.held_out={held_out!r} holds out {n_held_out} of {n_valid} valid episodes, but at least one must "
+            f"be trained on and one held out; hold out between 1 and {n_valid - 1}"
+        )
+
+
+def choose_held_out(valid_ids: list[str], held_out: int | float | list[str], seed: int) -> set[str]:
+    """The held-out episode ids: the given list, or the first ones of a seeded shuffle of the sorted ids."""
+    valid_ids = sorted(valid_ids)
+    if isinstance(held_out, (list, tuple)):
+        unknown = sorted(set(held_out) - set(valid_ids))
+        if unknown:
+            raise ValueError(
+                f"split.held_out names ids that are not valid episodes: {', '.join(unknown)} "
+                "(ids are paths relative to the demo folder without .hdf5; see validation.json for rejected ones)"
+            )
+        chosen = set(held_out)
+    else:
+        order = np.random.default_rng(seed).permutation(len(valid_ids))
+        chosen = {valid_ids[i] for i in order[: _held_out_count(held_out, len(valid_ids))]}
+    _check_both_sides(len(chosen), len(valid_ids), held_out)
+    return chosen
+
+
+def split_episodes(validated_path: Path, split_cfg: dict, index_out: Path) -> pd.DataFrame:
+    """Add a ``split`` column (train / held_out / rejected) to validated.parquet; write index.parquet."""
+    index = pd.read_parquet(validated_path)
+    valid = index["valid"].astype(bool)
+    held_out = choose_held_out(index.loc[valid, "episode_id"].tolist(), split_cfg["held_out"], split_cfg["seed"])
+    index["split"] = np.where(~valid, "rejected", np.where(index["episode_id"].isin(held_out), "held_out", "train"))
+    Path(index_out).parent.mkdir(parents=True, exist_ok=True)
+    index.to_parquet(index_out, index=False)
+    return index

@@ -1,0 +1,297 @@
+"""Stage validate: check every demonstration file and record which ones training may use.
+
+Bad files are common in real demonstration folders (aborted recordings, copied episodes,
+renamed keys), so each file is checked on its own and rejected with a short reason code and
+a human detail naming the key and the fix, while the good files go on. Outputs are
+``validated.parquet`` and ``validation.json`` (docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from rdtflow.data.episode import Episode, content_hash, decode_jpeg, episode_from_h5, read_instruction
+from rdtflow.data.state_vector import unified_indices
+
+VALIDATED_COLUMNS = [
+    "path", "episode_id", "n_steps", "first_moving_step", "content_hash", "instruction", "valid", "reason"
+]
+
+
+class DemoValidationError(Exception):
+    """The demonstrations cannot be used: no valid episode, or a rejection under ``data.strict``."""
+
+
+class Rejected(Exception):
+    """One file fails one check; ``reason`` is a snake_case code, ``detail`` says what to fix."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def first_moving_step(qpos: np.ndarray, moving_threshold: float) -> int | None:
+    """First step whose state differs from step 0 by more than the threshold (max abs); None if never.
+
+    Recordings usually start with the robot idle; training on those steps teaches it to wait.
+    """
+    moved = np.abs(qpos - qpos[:1]).max(axis=1) > moving_threshold
+    return int(np.argmax(moved)) if moved.any() else None
+
+
+def _dataset_keys(h5: h5py.File) -> list[str]:
+    """Every dataset path in the file, to show the user what the keys should have been."""
+    keys: list[str] = []
+    h5.visititems(lambda name, item: keys.append(f"/{name}") if isinstance(item, h5py.Dataset) else None)
+    return keys
+
+
+def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
+    """The dataset at ``key``, or a missing_dataset rejection listing what the file does hold."""
+    dataset = h5.get(key)
+    if not isinstance(dataset, h5py.Dataset):
+        raise Rejected(
+            "missing_dataset",
+            f"no dataset '{key}' (the file holds {', '.join(_dataset_keys(h5)) or 'no datasets'}); "
+            f"set data.{config_key} to the right key",
+        )
+    return dataset
+
+
+def _require_cameras(h5: h5py.File, image_group: str, cameras: list[str]) -> dict[str, h5py.Dataset]:
+    """Each configured camera's dataset: the model has one image slot per camera, all required."""
+    group = h5.get(image_group)
+    if not isinstance(group, h5py.Group):
+        raise Rejected("missing_dataset", f"no image group '{image_group}'; set data.image_group to the right key")
+    missing = [camera for camera in cameras if not isinstance(group.get(camera), h5py.Dataset)]
+    if missing:
+        raise Rejected(
+            "missing_camera",
+            f"camera(s) {', '.join(missing)} not in '{image_group}' (it holds {', '.join(group) or 'nothing'}); "
+            "fix data.cameras or re-record",
+        )
+    return {camera: group[camera] for camera in cameras}
+
+
+def _check_state_dataset(key: str, dataset: h5py.Dataset, state_names: list[str]) -> None:
+    """A state/action dataset must be numeric (T, D) with one column per ``data.state_names`` entry."""
+    if dataset.dtype.kind not in "iuf":
+        raise Rejected("bad_dtype", f"'{key}' has dtype {dataset.dtype}; it must hold numbers")
+    if dataset.ndim != 2 or dataset.shape[1] != len(state_names):
+        raise Rejected(
+            "wrong_state_dim",
+            f"'{key}' has shape {dataset.shape} but data.state_names lists {len(state_names)} names "
+            f"(one per column, expected shape (T, {len(state_names)}))",
+        )
+
+
+def _check_lengths(step_counts: dict[str, int]) -> int:
+    """Action, state and every camera must have one entry per step; returns the step count."""
+    if len(set(step_counts.values())) > 1:
+        counts = ", ".join(f"'{key}': {count}" for key, count in step_counts.items())
+        raise Rejected("length_mismatch", f"step counts differ ({counts}); every dataset needs one entry per step")
+    return next(iter(step_counts.values()))
+
+
+def _check_min_steps(n_steps: int, min_episode_steps: int) -> None:
+    """Too short episodes (including empty ones) cannot fill a training window."""
+    if n_steps < min_episode_steps:
+        raise Rejected("too_short", f"{n_steps} steps, fewer than data.min_episode_steps={min_episode_steps}")
+
+
+def _check_finite(key: str, values: np.ndarray, state_names: list[str]) -> None:
+    """NaN or Inf (also float64 values too large for float32) would poison the normalisation stats."""
+    for is_bad, reason, label in ((np.isnan, "nan_values", "NaN"), (np.isinf, "inf_values", "Inf")):
+        bad = is_bad(values)
+        if bad.any():
+            step, column = np.argwhere(bad)[0]
+            raise Rejected(
+                reason,
+                f"'{key}' has {int(bad.sum())} {label} value(s), first at step {step} column {column} "
+                f"({state_names[column]}); fix or drop the recording",
+            )
+
+
+def _check_frames(camera: str, frames: list[bytes]) -> None:
+    """Every frame must decode and keep the size of the first: a bad frame would crash training later."""
+    first_shape = None
+    for step, frame in enumerate(frames):
+        try:
+            shape = decode_jpeg(frame).shape
+        except Exception as err:  # Pillow raises several types for corrupt data
+            detail = f"camera '{camera}' step {step} is not a decodable JPEG ({err})"
+            raise Rejected("undecodable_jpeg", detail) from err
+        first_shape = first_shape or shape
+        if shape != first_shape:
+            sizes = f"{shape[1]}x{shape[0]} but step 0 is {first_shape[1]}x{first_shape[0]}"
+            raise Rejected("frame_size_changes", f"camera '{camera}' step {step} is {sizes}")
+
+
+def _require_instruction(path: Path, data_cfg: dict) -> str:
+    """The model is language-conditioned, so every episode needs an instruction."""
+    source = data_cfg["instruction"]
+    if source["source"] == "json":
+        where = f"key '{source['key']}' in {path.parent / source['file']}"
+    else:
+        where = f"root attribute '{source['key']}'"
+    try:
+        instruction = read_instruction(path, data_cfg)
+    except ValueError as err:
+        raise Rejected("missing_instruction", str(err)) from err
+    if instruction is None:
+        raise Rejected("missing_instruction", f"no instruction: expected {where} (see data.instruction)")
+    return instruction
+
+
+def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
+    """Keys, dtypes, shapes and step counts: cheap checks that read no data."""
+    state_datasets = {
+        data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
+        for config_key in ("action_key", "qpos_key")
+    }
+    cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), data_cfg["cameras"])
+    for key, dataset in state_datasets.items():
+        _check_state_dataset(key, dataset, data_cfg["state_names"])
+    step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
+    step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
+    _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])
+
+
+def _load_checked_episode(path: Path, data_cfg: dict) -> Episode:
+    """Open the file, check its structure, then read it; unreadable files are rejected as not_hdf5."""
+    try:
+        with h5py.File(path, "r") as h5:
+            _check_structure(h5, data_cfg)
+            try:
+                return episode_from_h5(h5, path, data_cfg)
+            except TypeError as err:  # camera frames stored as something other than JPEG bytes
+                raise Rejected("bad_dtype", str(err)) from err
+    except OSError as err:
+        raise Rejected("not_hdf5", f"cannot be read as HDF5, the file may be truncated or not HDF5 ({err})") from err
+
+
+def inspect_episode(path: Path, data_cfg: dict) -> dict[str, Any]:
+    """Facts about one usable episode (n_steps, first_moving_step, content_hash, instruction).
+
+    Raises Rejected at the first failed check; cheap structural checks run before decoding frames.
+    """
+    episode = _load_checked_episode(path, data_cfg)
+    for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
+        _check_finite(key, values, data_cfg["state_names"])
+    moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
+    if moving_step is None:
+        raise Rejected(
+            "never_moves",
+            f"'{data_cfg['qpos_key']}' never changes by more than data.moving_threshold={data_cfg['moving_threshold']}",
+        )
+    for camera, frames in episode.frames.items():
+        _check_frames(camera, frames)
+    return {
+        "n_steps": len(episode.qpos),
+        "first_moving_step": moving_step,
+        "content_hash": content_hash(episode),
+        "instruction": _require_instruction(path, data_cfg),
+    }
+
+
+def _find_episode_files(demo_dir: Path) -> list[Path]:
+    """All *.hdf5 files under the folder, sorted so that ids, duplicates and splits are reproducible."""
+    files = sorted(path for path in demo_dir.rglob("*.hdf5") if path.is_file())
+    if not files:
+        state = "" if demo_dir.is_dir() else " (the folder does not exist)"
+        raise DemoValidationError(
+            f"no *.hdf5 files were found under {demo_dir}{state}; set demos.dir to the episode folder"
+        )
+    return files
+
+
+def _validate_files(files: list[Path], demo_dir: Path, data_cfg: dict) -> tuple[list[dict], list[dict]]:
+    """One row per file plus the rejection records; the first copy of duplicated content is kept."""
+    rows: list[dict] = []
+    rejections: list[dict] = []
+    first_path_by_hash: dict[str, Path] = {}
+    for path in tqdm(files, desc="validating episodes", unit="file"):
+        row = {"path": str(path), "episode_id": path.relative_to(demo_dir).with_suffix("").as_posix()}
+        row.update(n_steps=None, first_moving_step=None, content_hash=None, instruction=None, valid=True, reason="")
+        try:
+            row.update(inspect_episode(path, data_cfg))
+            original = first_path_by_hash.get(row["content_hash"])
+            if original is not None:
+                raise Rejected("duplicate", f"same content as {original}; keeping that one")
+            first_path_by_hash[row["content_hash"]] = path
+        except Rejected as rejection:
+            row.update(valid=False, reason=rejection.reason)
+            rejections.append({k: row[k] for k in ("path", "episode_id", "reason")} | {"detail": rejection.detail})
+        rows.append(row)
+    return rows, rejections
+
+
+def _reason_counts(rejections: list[dict]) -> dict[str, int]:
+    """Number of rejected files per reason, most frequent first."""
+    return dict(Counter(rejection["reason"] for rejection in rejections).most_common())
+
+
+def _reason_counts_text(rejections: list[dict]) -> str:
+    """'reason: count, ...' for messages."""
+    return ", ".join(f"{reason}: {count}" for reason, count in _reason_counts(rejections).items())
+
+
+def _summary_line(n_files: int, rejections: list[dict]) -> str:
+    """The one line a user reads after validation."""
+    rejected = f"{len(rejections)} rejected" + (f" ({_reason_counts_text(rejections)})" if rejections else "")
+    return f"validated {n_files} files: {n_files - len(rejections)} accepted, {rejected}"
+
+
+def _listing(rejections: list[dict]) -> str:
+    """Rejections one per line, for error messages."""
+    return "\n".join(f"  {r['episode_id']}: {r['reason']}: {r['detail']}" for r in rejections)
+
+
+def _validated_frame(rows: list[dict]) -> pd.DataFrame:
+    """The rows as a table with stable column types (nullable ints: rejected files may lack counts)."""
+    frame = pd.DataFrame(rows, columns=VALIDATED_COLUMNS)
+    return frame.astype({"n_steps": "Int64", "first_moving_step": "Int64", "valid": bool})
+
+
+def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_out: Path) -> pd.DataFrame:
+    """Check every *.hdf5 episode under ``demo_dir``; write validated.parquet and validation.json."""
+    demo_dir = Path(demo_dir).resolve()
+    try:
+        unified_indices(data_cfg["state_names"])
+    except ValueError as err:
+        raise ValueError(f"data.state_names: {err}") from err
+    files = _find_episode_files(demo_dir)
+    rows, rejections = _validate_files(files, demo_dir, data_cfg)
+    print(_summary_line(len(files), rejections))
+    if len(rejections) == len(files):
+        raise DemoValidationError(
+            f"no valid episode under {demo_dir}: all {len(files)} files were rejected "
+            f"({_reason_counts_text(rejections)})\n{_listing(rejections)}"
+        )
+    if rejections and data_cfg["strict"]:
+        raise DemoValidationError(
+            f"{len(rejections)} of {len(files)} files under {demo_dir} were rejected and data.strict is true "
+            f"(set it to false to train on the rest):\n{_listing(rejections)}"
+        )
+    validated = _validated_frame(rows)
+    Path(validated_out).parent.mkdir(parents=True, exist_ok=True)
+    validated.to_parquet(validated_out, index=False)
+    report = {
+        "n_files": len(files),
+        "n_valid": len(files) - len(rejections),
+        "n_rejected": len(rejections),
+        "rejected_by_reason": _reason_counts(rejections),
+        "rejected": rejections,
+    }
+    Path(report_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_out).write_text(json.dumps(report, indent=2) + "\n")
+    return validated

@@ -1,0 +1,73 @@
+"""Chunk policies: observation batch in, action chunk (B, H, D) in the robot's units out.
+
+The trained diffusion policy and the blind baseline share this interface, so the closed-loop
+runner and the open-loop error treat them identically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from rdtflow.model.inputs import PolicyInputs
+from rdtflow.model.policy import RDTPolicy
+
+
+@dataclass
+class Observations:
+    qpos: np.ndarray  # (B, D)
+    frames: torch.Tensor  # (B, S, H, W, 3) uint8 image slots
+    frames_valid: torch.Tensor  # (B, S) bool
+    instructions: list[str]
+    steps: np.ndarray  # (B,) time step within the episode
+
+
+class ChunkPolicy(Protocol):
+    name: str
+
+    def __call__(self, observations: Observations) -> np.ndarray: ...
+
+
+@dataclass
+class DiffusionPolicy:
+    """A trained RDT checkpoint sampled with DPM-Solver."""
+
+    policy: RDTPolicy
+    inputs: PolicyInputs
+    generator: torch.Generator
+    name: str
+
+    def __call__(self, observations: Observations) -> np.ndarray:
+        batch = self.inputs.conditions(
+            observations.qpos, observations.frames, observations.frames_valid, observations.instructions
+        )
+        unified = self.policy.predict_action(batch, generator=self.generator)
+        return self.inputs.raw_action(unified.numpy())
+
+
+@dataclass
+class MeanTrajectoryPolicy:
+    """Blind baseline: replays the mean training action at each time step, ignoring images.
+
+    It shows how much of the task can be done without looking; a policy that does not beat
+    it has not learned to use vision.
+    """
+
+    mean_actions: np.ndarray  # (T_max, D)
+    horizon: int
+    name: str = "mean-trajectory baseline"
+
+    @classmethod
+    def fit(cls, trajectories: list[np.ndarray], horizon: int) -> "MeanTrajectoryPolicy":
+        """Average time-aligned training actions; shorter episodes hold their last action."""
+        longest = max(len(actions) for actions in trajectories)
+        padded = np.stack([np.concatenate([a, np.repeat(a[-1:], longest - len(a), axis=0)]) for a in trajectories])
+        return cls(mean_actions=padded.mean(axis=0), horizon=horizon)
+
+    def __call__(self, observations: Observations) -> np.ndarray:
+        last = len(self.mean_actions) - 1
+        steps = np.minimum(observations.steps[:, None] + np.arange(self.horizon)[None], last)
+        return self.mean_actions[steps]

@@ -1,0 +1,122 @@
+"""Evaluate a checkpoint (or the blind baseline) on the held-out episodes; write its JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rdtflow.data.episode import read_trajectory
+from rdtflow.evaluate.closed_loop import run_closed_loop
+from rdtflow.evaluate.policies import ChunkPolicy, DiffusionPolicy, MeanTrajectoryPolicy, Observations
+from rdtflow.model.encoders import VisionEncoder
+from rdtflow.model.inputs import Normalizer, PolicyInputs
+from rdtflow.model.language import load_language_table
+from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.sim.demos import CAMERA, load_reset
+from rdtflow.sim.pick_place import TaskSettings
+from rdtflow.train.checkpoint import load_policy
+from rdtflow.train.samples import StepSamples, collate
+
+OPEN_LOOP_BATCH = 256
+
+
+def held_out_episodes(index_path: Path) -> pd.DataFrame:
+    index = pd.read_parquet(index_path)
+    return index[index["split"] == "held_out"].sort_values("episode_id").reset_index(drop=True)
+
+
+def open_loop_rows(episodes: pd.DataFrame, stride: int) -> pd.DataFrame:
+    """Every `stride`-th recorded step of each held-out episode, in manifest form."""
+    rows = [
+        {"episode_id": e.episode_id, "path": e.path, "step": step, "n_steps": e.n_steps, "instruction": e.instruction}
+        for e in episodes.itertuples()
+        for step in range(int(e.first_moving_step), int(e.n_steps), stride)
+    ]
+    return pd.DataFrame(rows)
+
+
+def open_loop_mse(policy: ChunkPolicy, samples: StepSamples, action_normalizer: Normalizer) -> float:
+    """Mean squared error of predicted vs recorded action chunks, in normalised units
+    (the scale of the training loss), over held-out recorded steps."""
+    errors = []
+    for start in range(0, len(samples), OPEN_LOOP_BATCH):
+        raw = collate([samples.sample(i) for i in range(start, min(start + OPEN_LOOP_BATCH, len(samples)))])
+        observations = Observations(
+            qpos=raw["qpos"],
+            frames=raw["frames"],
+            frames_valid=raw["frames_valid"],
+            instructions=raw["instruction"],
+            steps=samples.rows["step"].to_numpy()[start : start + len(raw["qpos"])],
+        )
+        predicted = policy(observations)
+        errors.append(
+            (action_normalizer.normalize(predicted) - action_normalizer.normalize(raw["action"])) ** 2
+        )
+    return float(np.concatenate(errors).mean())
+
+
+def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, step: int | None, out_path: Path) -> dict:
+    """Closed-loop success on held-out initial states plus open-loop action error; writes JSON."""
+    if list(config["data"]["cameras"]) != [CAMERA]:
+        raise ValueError(f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}'; data.cameras is {config['data']['cameras']}")
+    paths = RunPaths.from_config(config)
+    episodes = held_out_episodes(paths.index)
+    resets = [load_reset(_root_attributes(Path(path))) for path in episodes["path"]]
+    outcomes = run_closed_loop(
+        policy,
+        resets,
+        list(episodes["instruction"]),
+        TaskSettings.from_config(config["demos"]["sim"]),
+        config["eval"]["execute_horizon"],
+        config["model"]["img_history_size"],
+    )
+    samples = StepSamples(
+        open_loop_rows(episodes, config["eval"]["open_loop_stride"]),
+        config["data"],
+        config["model"]["pred_horizon"],
+        config["model"]["img_history_size"],
+    )
+    result = {
+        "step": step,
+        "policy": policy.name,
+        "success_rate": float(np.mean([o["success"] for o in outcomes])),
+        "n_episodes": len(outcomes),
+        "open_loop_mse": open_loop_mse(policy, samples, action_normalizer),
+        "episodes": [{"episode_id": e, **o} for e, o in zip(episodes["episode_id"], outcomes)],
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _root_attributes(path: Path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        return {key: value.decode() if isinstance(value, bytes) else value for key, value in h5.attrs.items()}
+
+
+def evaluate_checkpoint(config: dict, checkpoint_dir: Path, out_path: Path) -> dict:
+    torch.set_num_threads(config["eval"]["threads"])
+    policy, stats = load_policy(checkpoint_dir)
+    vision = VisionEncoder.load(encoder_dirs(config)[0])
+    language = load_language_table(RunPaths.from_config(config).language)
+    inputs = PolicyInputs.create(stats, language, vision, config["data"]["control_frequency"])
+    step = json.loads((checkpoint_dir / "trainer_state.json").read_text())["step"]
+    diffusion = DiffusionPolicy(policy, inputs, torch.Generator().manual_seed(config["eval"]["seed"]), checkpoint_dir.name)
+    return evaluate(config, diffusion, inputs.action_normalizer, step, out_path)
+
+
+def evaluate_baseline(config: dict, out_path: Path) -> dict:
+    """The blind mean-trajectory baseline on the same held-out episodes."""
+    paths = RunPaths.from_config(config)
+    index = pd.read_parquet(paths.index)
+    training = index[index["split"] == "train"]
+    trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
+    baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
+    stats = json.loads(paths.stats.read_text())
+    return evaluate(config, baseline, Normalizer.from_stats(stats, "action"), None, out_path)

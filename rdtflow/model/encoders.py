@@ -1,0 +1,149 @@
+"""Vision (SigLIP) and text (T5) encoders through transformers' `from_pretrained`.
+
+Real runs point at local copies of siglip-so400m-patch14-384 and t5-v1_1-xxl. The embedded
+default builds small models of the same two architectures, saves them with
+`save_pretrained` and then loads them exactly like real weights, so the default exercises
+the real code path and nothing is ever downloaded.
+
+The vision tower is frozen, as in RDT: its SigLIP features are general enough and freezing
+it keeps fine-tuning memory and time down (model.train_vision overrides this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Quiet the "install torchvision" notice: rdtflow resizes and normalises with torch itself.
+from transformers.utils import logging as hf_logging
+
+hf_logging.set_verbosity_error()
+
+from transformers import (  # noqa: E402
+    AutoImageProcessor,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    SiglipImageProcessor,
+    SiglipVisionConfig,
+    SiglipVisionModel,
+    T5Config,
+    T5EncoderModel,
+)
+
+SPECIAL_TOKENS = {"pad": "<pad>", "eos": "</s>", "unk": "<unk>"}
+
+
+def build_small_vision_tower(out_dir: Path, image_size: int, settings: dict, seed: int) -> None:
+    """Save a randomly initialised SigLIP vision tower and its image processor."""
+    torch.manual_seed(seed)
+    config = SiglipVisionConfig(image_size=image_size, **settings)
+    SiglipVisionModel(config).save_pretrained(out_dir)
+    processor = SiglipImageProcessor(
+        size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+    )
+    processor.save_pretrained(out_dir)
+
+
+def build_small_text_encoder(out_dir: Path, settings: dict, max_tokens: int, seed: int) -> None:
+    """Save a randomly initialised T5 encoder with a byte-level tokenizer (any text encodes)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    vocab = {SPECIAL_TOKENS["pad"]: 0, SPECIAL_TOKENS["eos"]: 1, SPECIAL_TOKENS["unk"]: 2}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=SPECIAL_TOKENS["unk"]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=SPECIAL_TOKENS["pad"],
+        eos_token=SPECIAL_TOKENS["eos"],
+        unk_token=SPECIAL_TOKENS["unk"],
+        model_max_length=max_tokens,
+    )
+    tokenizer.save_pretrained(out_dir)
+    torch.manual_seed(seed)
+    config = T5Config(vocab_size=len(vocab), pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, **settings)
+    T5EncoderModel(config).save_pretrained(out_dir)
+
+
+@dataclass
+class VisionEncoder:
+    """A frozen SigLIP tower plus the preprocessing its processor prescribes."""
+
+    tower: SiglipVisionModel
+    image_size: int
+    mean: torch.Tensor  # (3,)
+    std: torch.Tensor  # (3,)
+
+    @classmethod
+    def load(cls, path: Path, dtype: torch.dtype = torch.float32) -> "VisionEncoder":
+        tower = SiglipVisionModel.from_pretrained(path, dtype=dtype).eval()
+        processor = AutoImageProcessor.from_pretrained(path)
+        size = processor.size
+        return cls(
+            tower=tower,
+            image_size=int(size["height"] if "height" in size else size["shortest_edge"]),
+            mean=torch.tensor(processor.image_mean, dtype=torch.float32),
+            std=torch.tensor(processor.image_std, dtype=torch.float32),
+        )
+
+    @property
+    def token_dim(self) -> int:
+        return self.tower.config.hidden_size
+
+    @property
+    def tokens_per_image(self) -> int:
+        return (self.tower.config.image_size // self.tower.config.patch_size) ** 2
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (N, H, W, 3) -> normalised pixels (N, 3, S, S).
+
+        Non-square frames are padded to a square with the processor's mean colour (as RDT
+        does, so nothing is cropped away), then resized and normalised.
+        """
+        pixels = images.permute(0, 3, 1, 2).float() / 255.0
+        height, width = pixels.shape[-2:]
+        if height != width:
+            side = max(height, width)
+            canvas = self.mean.to(pixels.device)[None, :, None, None].expand(len(pixels), 3, side, side).clone()
+            top, left = (side - height) // 2, (side - width) // 2
+            canvas[:, :, top : top + height, left : left + width] = pixels
+            pixels = canvas
+        if pixels.shape[-1] != self.image_size:
+            pixels = F.interpolate(pixels, size=(self.image_size,) * 2, mode="bicubic", antialias=True).clamp(0, 1)
+        return (pixels - self.mean[None, :, None, None].to(pixels.device)) / self.std[None, :, None, None].to(pixels.device)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 RGB (N, H, W, 3) -> patch tokens (N, P, D) from the last encoder layer."""
+        pixels = self.preprocess(images).to(self.tower.dtype)
+        return self.tower(pixel_values=pixels).last_hidden_state
+
+
+@dataclass
+class TextEncoder:
+    tokenizer: PreTrainedTokenizerFast
+    encoder: T5EncoderModel
+    max_tokens: int
+
+    @classmethod
+    def load(cls, path: Path, max_tokens: int, dtype: torch.dtype = torch.float32) -> "TextEncoder":
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = T5EncoderModel.from_pretrained(path, dtype=dtype).eval()
+        return cls(tokenizer=tokenizer, encoder=encoder, max_tokens=max_tokens)
+
+    @torch.no_grad()
+    def encode(self, text: str) -> torch.Tensor:
+        """One instruction -> its token embeddings (L, D), unpadded."""
+        tokens = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_tokens)
+        return self.encoder(input_ids=tokens["input_ids"]).last_hidden_state[0].float()
+
+
+def to_uint8_batch(frames: list[np.ndarray]) -> torch.Tensor:
+    """Stack decoded RGB frames into one (N, H, W, 3) uint8 tensor."""
+    return torch.from_numpy(np.stack(frames))

@@ -1,0 +1,119 @@
+"""Turn raw robot observations into the policy's inputs, the same way for training and acting.
+
+Training batches (from recorded episodes) and closed-loop evaluation (from the simulator)
+both go through `PolicyInputs`, so a normalisation, unified-vector or image-slot mistake
+cannot hide in one path and not the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rdtflow.data.state_vector import to_unified, unified_indices, unified_mask
+from rdtflow.model.encoders import VisionEncoder
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Min/max scaling of each episode column to [-1, 1], fitted on training episodes only.
+
+    RDT expects values of order one in the unified vector; constant columns keep their
+    offset and get unit scale instead of a division by zero.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+
+    @classmethod
+    def from_stats(cls, stats: dict, key: str) -> "Normalizer":
+        return cls(np.asarray(stats[key]["min"], np.float32), np.asarray(stats[key]["max"], np.float32))
+
+    @property
+    def _scale(self) -> np.ndarray:
+        return np.where(self.high - self.low > 1e-6, (self.high - self.low) / 2, 1.0).astype(np.float32)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        return ((values - (self.high + self.low) / 2) / self._scale).astype(np.float32)
+
+    def denormalize(self, values: np.ndarray) -> np.ndarray:
+        return (values * self._scale + (self.high + self.low) / 2).astype(np.float32)
+
+
+@dataclass
+class PolicyInputs:
+    """Everything needed to build a conditioning batch: stats, slots, language, vision."""
+
+    state_normalizer: Normalizer
+    action_normalizer: Normalizer
+    indices: np.ndarray
+    language: dict[str, torch.Tensor]
+    vision: VisionEncoder
+    control_frequency: float
+
+    @classmethod
+    def create(cls, stats: dict, language: dict[str, torch.Tensor], vision: VisionEncoder, control_frequency: float):
+        return cls(
+            state_normalizer=Normalizer.from_stats(stats, "qpos"),
+            action_normalizer=Normalizer.from_stats(stats, "action"),
+            indices=unified_indices(stats["state_names"]),
+            language=language,
+            vision=vision,
+            control_frequency=control_frequency,
+        )
+
+    def unified_state(self, qpos: np.ndarray) -> np.ndarray:
+        """(..., D) raw qpos -> (..., 128) normalised unified vector."""
+        return to_unified(self.state_normalizer.normalize(qpos), self.indices)
+
+    def unified_action(self, action: np.ndarray) -> np.ndarray:
+        return to_unified(self.action_normalizer.normalize(action), self.indices)
+
+    def raw_action(self, unified: np.ndarray) -> np.ndarray:
+        """(..., 128) model output -> (..., D) actions in the robot's units."""
+        return self.action_normalizer.denormalize(unified[..., self.indices])
+
+    def language_batch(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad cached instruction embeddings to (B, L, D) with a (B, L) validity mask."""
+        try:
+            tokens = [self.language[text] for text in instructions]
+        except KeyError as missing:
+            raise KeyError(f"instruction {missing} has no cached embedding; re-run the encode_lang stage") from None
+        longest = max(len(t) for t in tokens)
+        padded = torch.zeros(len(tokens), longest, tokens[0].shape[-1])
+        mask = torch.zeros(len(tokens), longest, dtype=torch.bool)
+        for row, t in enumerate(tokens):
+            padded[row, : len(t)] = t
+            mask[row, : len(t)] = True
+        return padded, mask
+
+    def image_tokens(self, frames: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, S, H, W, 3) for S image slots -> tokens (B, S * P, D).
+
+        A slot without an image (missing camera, history before the first step) shows the
+        processor's mean colour, as in RDT, never a copy of another camera.
+        """
+        batch, slots = frames.shape[:2]
+        flat = frames.reshape(batch * slots, *frames.shape[2:]).clone()
+        mean_colour = (self.vision.mean * 255).round().to(torch.uint8)
+        flat[~valid.reshape(-1)] = mean_colour
+        with torch.set_grad_enabled(self.vision.tower.training):
+            tokens = self.vision.encode(flat)
+        return tokens.reshape(batch, slots * tokens.shape[1], tokens.shape[2]).float()
+
+    def conditions(
+        self, qpos: np.ndarray, frames: torch.Tensor, frames_valid: torch.Tensor, instructions: list[str]
+    ) -> dict[str, torch.Tensor]:
+        """The model's conditioning batch for B observations."""
+        lang_tokens, lang_mask = self.language_batch(instructions)
+        batch = len(qpos)
+        return {
+            "state": torch.from_numpy(self.unified_state(qpos))[:, None],
+            "action_mask": torch.from_numpy(unified_mask(self.indices)).expand(batch, 1, -1).clone(),
+            "lang_tokens": lang_tokens,
+            "lang_mask": lang_mask,
+            "img_tokens": self.image_tokens(frames, frames_valid),
+            "control_frequency": torch.full((batch,), float(self.control_frequency)),
+        }

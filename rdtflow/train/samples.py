@@ -1,0 +1,164 @@
+"""Training samples from the full-step manifest, in an order that is a pure function of the seed.
+
+Sample number k (counted over the whole run) is row `permutation(seed, epoch)[k % n]` of the
+manifest, with epoch = k // n, and its diffusion noise and timestep come from a generator
+seeded with (seed, k). So which samples an optimizer step sees, and the noise they get, do
+not depend on the number of processes, the micro-batch or accumulation, or on where a run
+was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from rdtflow.data.episode import decode_jpeg, read_trajectory
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """How one optimizer step's samples are spread over processes and micro-batches."""
+
+    micro_batch: int
+    accumulation: int
+    processes: int
+
+    @property
+    def effective_batch(self) -> int:
+        return self.micro_batch * self.accumulation * self.processes
+
+    def sample_numbers(self, step: int, micro_step: int, rank: int) -> range:
+        """Global sample numbers of one micro-batch of optimizer step `step` (0-based)."""
+        start = step * self.effective_batch + (micro_step * self.processes + rank) * self.micro_batch
+        return range(start, start + self.micro_batch)
+
+
+class SampleOrder:
+    """Global sample number -> manifest row, reshuffled every epoch."""
+
+    def __init__(self, n_rows: int, seed: int) -> None:
+        self.n_rows = n_rows
+        self.seed = seed
+
+    @lru_cache(maxsize=2)
+    def _permutation(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n_rows)
+
+    def row(self, sample_number: int) -> int:
+        epoch, offset = divmod(sample_number, self.n_rows)
+        return int(self._permutation(epoch)[offset])
+
+    def epoch(self, sample_number: int) -> float:
+        return sample_number / self.n_rows
+
+
+class EpisodeFrames:
+    """Reads single JPEG frames from episode files, keeping a bounded set of files open.
+
+    Trajectories are small and cached whole; frames are read one at a time so memory stays
+    flat however many thousand episodes the manifest spans.
+    """
+
+    def __init__(self, data_cfg: dict, max_open_files: int = 32) -> None:
+        self.data_cfg = data_cfg
+        self.max_open_files = max_open_files
+        self._files: OrderedDict[str, h5py.File] = OrderedDict()
+        self._trajectories: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def trajectory(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """(action, qpos) of an episode."""
+        if path not in self._trajectories:
+            self._trajectories[path] = read_trajectory(Path(path), self.data_cfg)
+        return self._trajectories[path]
+
+    def _file(self, path: str) -> h5py.File:
+        if path in self._files:
+            self._files.move_to_end(path)
+        else:
+            self._files[path] = h5py.File(path, "r")
+            if len(self._files) > self.max_open_files:
+                self._files.popitem(last=False)[1].close()
+        return self._files[path]
+
+    def frame(self, path: str, camera: str, step: int) -> np.ndarray:
+        dataset = self._file(path)[f"{self.data_cfg['image_group'].rstrip('/')}/{camera}"]
+        value = dataset[step]
+        data = value.rstrip(b"\0") if isinstance(value, bytes) else np.asarray(value, np.uint8).tobytes()
+        return decode_jpeg(data)
+
+
+class StepSamples:
+    """Builds one training/evaluation sample: state, action chunk, image slots, instruction."""
+
+    def __init__(self, manifest: pd.DataFrame, data_cfg: dict, pred_horizon: int, img_history: int) -> None:
+        self.rows = manifest.reset_index(drop=True)
+        self.frames = EpisodeFrames(data_cfg)
+        self.cameras = list(data_cfg["cameras"])
+        self.pred_horizon = pred_horizon
+        self.img_history = img_history
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def sample(self, row_number: int) -> dict:
+        row = self.rows.iloc[row_number]
+        action, qpos = self.frames.trajectory(row.path)
+        step = int(row.step)
+        # Chunks running past the end repeat the last action: the robot holds its final pose.
+        chunk_steps = np.minimum(np.arange(step, step + self.pred_horizon), len(action) - 1)
+        history_steps = range(step - self.img_history + 1, step + 1)
+        frames, valid = [], []
+        for frame_step in history_steps:  # slot order: frame-major, then camera, as RDT
+            for camera in self.cameras:
+                frames.append(self.frames.frame(row.path, camera, max(frame_step, 0)))
+                valid.append(frame_step >= 0)
+        return {
+            "qpos": qpos[step],
+            "action": action[chunk_steps],
+            "frames": np.stack(frames),
+            "frames_valid": np.array(valid),
+            "instruction": row.instruction,
+        }
+
+
+def collate(samples: list[dict]) -> dict:
+    return {
+        "qpos": np.stack([s["qpos"] for s in samples]),
+        "action": np.stack([s["action"] for s in samples]),
+        "frames": torch.from_numpy(np.stack([s["frames"] for s in samples])),
+        "frames_valid": torch.from_numpy(np.stack([s["frames_valid"] for s in samples])),
+        "instruction": [s["instruction"] for s in samples],
+    }
+
+
+def diffusion_draws(
+    sample_numbers: range, seed: int, shape: tuple[int, int], num_train_timesteps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample noise (B, H, 128) and timestep (B,), each from its own seeded generator."""
+    noises, timesteps = [], []
+    for number in sample_numbers:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + number)
+        timesteps.append(torch.randint(0, num_train_timesteps, (1,), generator=generator))
+        noises.append(torch.randn(shape, generator=generator))
+    return torch.stack(noises), torch.cat(timesteps)
+
+
+class TrainingSamples(torch.utils.data.Dataset):
+    """Map-style dataset indexed by global sample number, for a DataLoader with workers."""
+
+    def __init__(self, samples: StepSamples, order: SampleOrder) -> None:
+        self.samples = samples
+        self.order = order
+
+    def __len__(self) -> int:  # the DataLoader never iterates this; sample numbers come from the layout
+        return len(self.samples)
+
+    def __getitem__(self, sample_number: int) -> dict:
+        return self.samples.sample(self.order.row(sample_number))

@@ -1,0 +1,164 @@
+"""Report stage: the page is self-contained, picks the right checkpoint and never invents numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rdtflow.report.collect import (
+    SUCCESS_NOT_MEASURED,
+    best_checkpoint,
+    load_evaluations,
+    load_training_log,
+)
+from rdtflow.report.html import write_report
+
+STEPS = [100, 200, 300]
+SCRIPT_EPISODE = "<script>alert(1)</script>"
+EPISODES = ["episode_00001", SCRIPT_EPISODE]
+CONFIG = {"run": "demo-run", "seed": 0, "demos": {"generate": True, "sim": {"max_steps": 70}},
+          "data": {"cameras": ["cam_high"]}, "split": {"held_out": 0.2},
+          "model": {"pretrained": None}, "train": {"max_steps": 300}, "eval": {"execute_horizon": 8}}
+
+
+def _write_json(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: float) -> dict:
+    """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator)."""
+    n_successes = None if success_rate is None else round(success_rate * len(EPISODES))
+    episodes = [{"episode_id": episode_id,
+                 "success": None if n_successes is None else index < n_successes,
+                 "steps": 40 + index, "final_distance": 0.0123456 * (index + 1)}
+                for index, episode_id in enumerate(EPISODES)]
+    return {"step": step, "policy": policy, "success_rate": success_rate, "n_episodes": len(EPISODES),
+            "open_loop_mse": mse, "episodes": episodes}
+
+
+def _make_run(root: Path, success_rates: list[float | None], baseline_rate: float | None) -> dict:
+    """A results/{run}/ folder as the earlier stages would have written it."""
+    validation = _write_json(root / "data/validation.json", {
+        "n_files": 5, "n_valid": 3, "n_rejected": 2,
+        "rejected_by_reason": {"nan_values": 1, "not_hdf5": 1},
+        "rejected": [{"path": "/demos/bad_nan.hdf5", "episode_id": "bad_nan", "reason": "nan_values",
+                      "detail": "qpos has 3 NaN values"},
+                     {"path": "/demos/notes.hdf5", "episode_id": "notes", "reason": "not_hdf5",
+                      "detail": "file signature not found"}]})
+    index = root / "data/index.parquet"
+    pd.DataFrame({"episode_id": ["a", "b", "c", "bad_nan", "notes"],
+                  "split": ["train", "held_out", "held_out", "rejected", "rejected"]}).to_parquet(index)
+    checkpoint_dirs = []
+    for period, step in enumerate(STEPS):
+        directory = root / f"train/checkpoint-{step}"
+        directory.mkdir(parents=True)
+        steps = range(period * 100 + 1, step + 1)
+        pd.DataFrame({"step": steps, "epoch": 0, "loss": [1.0 / s for s in steps],
+                      "lr": 5e-4, "samples_per_s": 100.0}).to_csv(directory / "train_log.csv", index=False)
+        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step * 64, "epoch": 0})
+        checkpoint_dirs.append(directory)
+    eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
+                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period)))
+                  for period, (step, rate) in enumerate(zip(STEPS, success_rates))]
+    baseline = _write_json(root / "eval/baseline.json",
+                           _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2))
+    return {"config": CONFIG, "validation_json": validation, "index_parquet": index,
+            "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "baseline_json": baseline,
+            "out_html": root / "report/index.html"}
+
+
+def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None) -> str:
+    run = _make_run(tmp_path, success_rates, baseline_rate)
+    write_report(**run)
+    return run["out_html"].read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The page of a run whose middle checkpoint is best, rendered once for all checks."""
+    return _render(tmp_path_factory.mktemp("run"), success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
+
+
+def test_page_is_self_contained(page: str) -> None:
+    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page)
+    assert "<link" not in page
+    assert page.count('src="data:image/png;base64,') == 2
+
+
+def test_figures_are_written_next_to_page(tmp_path: Path) -> None:
+    _render(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
+    for name in ("index.html", "loss.png", "success.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+
+
+def test_best_checkpoint_is_highlighted(page: str) -> None:
+    best_rows = re.findall(r'<tr class="best">(.*?)</tr>', page)
+    assert len(best_rows) == 1
+    assert ">200<" in best_rows[0] and "100.0%" in best_rows[0]
+    assert "step 200" in page.split('class="headline"')[1].split("</div>")[0]
+
+
+def test_baseline_and_rejections_are_reported(page: str) -> None:
+    assert "25.0%" in page and "mean-trajectory baseline" in page
+    for rejected in ("bad_nan", "notes", "qpos has 3 NaN values", "not_hdf5"):
+        assert rejected in page
+
+
+def test_user_strings_are_escaped(page: str) -> None:
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_null_success_is_said_not_invented(tmp_path: Path) -> None:
+    page = _render(tmp_path, success_rates=[None, None, None], baseline_rate=None)
+    assert SUCCESS_NOT_MEASURED in page
+    assert "%" not in page.split("<body>")[1]
+
+
+def test_empty_rejection_list_says_none_rejected(tmp_path: Path) -> None:
+    run = _make_run(tmp_path, success_rates=[0.5, 0.5, 0.5], baseline_rate=0.0)
+    _write_json(run["validation_json"], {"n_files": 3, "n_valid": 3, "n_rejected": 0,
+                                         "rejected_by_reason": {}, "rejected": []})
+    write_report(**run)
+    assert "none rejected" in run["out_html"].read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("rows", "expected_step"), [
+    ([(100, 0.5, 0.1), (200, 0.9, 0.3), (300, 0.7, 0.01)], 200),   # highest success wins
+    ([(100, 0.9, 0.2), (200, 0.9, 0.1), (300, 0.9, 0.3)], 200),    # tie -> lowest MSE
+    ([(100, 0.9, 0.1), (200, 0.9, 0.1), (300, 0.5, 0.1)], 200),    # tie on both -> latest step
+    ([(100, None, 0.2), (200, None, 0.1), (300, None, 0.3)], 200),  # nothing measured -> lowest MSE
+])
+def test_best_checkpoint_tie_breaking(rows: list[tuple], expected_step: int) -> None:
+    evals = pd.DataFrame(rows, columns=["step", "success_rate", "open_loop_mse"]).assign(n_episodes=10)
+    evals["success_rate"] = evals["success_rate"].astype(float)
+    assert best_checkpoint(evals)["step"] == expected_step
+
+
+def test_training_log_is_sorted_and_deduplicated(tmp_path: Path) -> None:
+    """Checkpoints given out of order; step 3 is logged twice and the later checkpoint's row wins."""
+    directories = []
+    for step, logged_steps, loss in ((4, [3, 4], 2.0), (2, [1, 2, 3], 1.0)):
+        directory = tmp_path / f"checkpoint-{step}"
+        directory.mkdir()
+        pd.DataFrame({"step": logged_steps, "epoch": 0, "loss": loss, "lr": 1e-4, "samples_per_s": 1.0}) \
+            .to_csv(directory / "train_log.csv", index=False)
+        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step, "epoch": 0})
+        directories.append(directory)
+    log = load_training_log(directories)
+    assert log["step"].tolist() == [1, 2, 3, 4]
+    assert log.loc[log["step"] == 3, "loss"].item() == 2.0
+
+
+def test_evaluations_keep_null_success_as_nan(tmp_path: Path) -> None:
+    files = [_write_json(tmp_path / f"{step}.json", _evaluation(step, "p", None, 0.1)) for step in (20, 10)]
+    evals = load_evaluations(files)
+    assert evals["step"].tolist() == [10, 20]
+    assert evals["success_rate"].isna().all()
+    assert best_checkpoint(evals)["success_rate"] is None

@@ -1,0 +1,62 @@
+"""Sample order, batch layout, per-sample diffusion draws and sample construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rdtflow.data.episode import write_episode
+from rdtflow.train.samples import BatchLayout, SampleOrder, StepSamples, diffusion_draws
+
+DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images",
+            "cameras": ["cam_high", "cam_left_wrist"]}
+
+
+def test_every_layout_with_the_same_effective_batch_sees_the_same_samples_per_step():
+    layouts = [BatchLayout(8, 1, 1), BatchLayout(2, 2, 2), BatchLayout(4, 2, 1), BatchLayout(1, 1, 8)]
+    for step in (0, 3):
+        seen = []
+        for layout in layouts:
+            numbers = [n for m in range(layout.accumulation) for r in range(layout.processes)
+                       for n in layout.sample_numbers(step, m, r)]
+            seen.append(sorted(numbers))
+        assert all(s == list(range(step * 8, step * 8 + 8)) for s in seen)
+
+
+def test_sample_order_visits_every_row_once_per_epoch_and_reshuffles():
+    order = SampleOrder(10, seed=1)
+    first = [order.row(k) for k in range(10)]
+    second = [order.row(k) for k in range(10, 20)]
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert first != second
+    assert [SampleOrder(10, seed=1).row(k) for k in range(10)] == first
+
+
+def test_diffusion_draws_depend_only_on_the_sample_number():
+    noise, timesteps = diffusion_draws(range(4, 8), seed=0, shape=(2, 3), num_train_timesteps=1000)
+    later_noise, later_timesteps = diffusion_draws(range(6, 8), seed=0, shape=(2, 3), num_train_timesteps=1000)
+    torch.testing.assert_close(noise[2:], later_noise)
+    torch.testing.assert_close(timesteps[2:], later_timesteps)
+    other_seed, _ = diffusion_draws(range(4, 8), seed=1, shape=(2, 3), num_train_timesteps=1000)
+    assert not torch.equal(noise, other_seed)
+
+
+def test_step_sample_pads_the_chunk_and_masks_history_before_the_start(tmp_path):
+    steps = 6
+    action = np.arange(steps * 2, dtype=np.float32).reshape(steps, 2)
+    frames = {camera: [np.full((8, 8, 3), 10 * s + offset, np.uint8) for s in range(steps)]
+              for offset, camera in enumerate(DATA_CFG["cameras"])}
+    write_episode(tmp_path / "e.hdf5", action=action, qpos=action, frames=frames)
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": s, "n_steps": steps,
+                              "instruction": "go"} for s in (0, 4)])
+    samples = StepSamples(manifest, DATA_CFG, pred_horizon=4, img_history=2)
+    start = samples.sample(0)
+    np.testing.assert_array_equal(start["action"], action[[0, 1, 2, 3]])
+    assert start["frames"].shape == (4, 8, 8, 3)  # 2 frames x 2 cameras
+    np.testing.assert_array_equal(start["frames_valid"], [False, False, True, True])
+    late = samples.sample(1)
+    np.testing.assert_array_equal(late["action"], action[[4, 5, 5, 5]])  # the last action repeats
+    np.testing.assert_array_equal(late["frames_valid"], [True] * 4)
+    assert abs(int(late["frames"][0].mean()) - 30) <= 2  # step 3, first camera
+    assert abs(int(late["frames"][3].mean()) - 41) <= 2  # step 4, second camera

@@ -1,0 +1,51 @@
+# Helpers shared by the rules: config validation, paths, per-stage settings.
+from pathlib import Path
+
+from rdtflow.config import checkpoint_steps
+from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
+from rdtflow.stages import stage_config_json
+from rdtflow.train.launch import accelerate_launch_args
+
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+PATHS = RunPaths.from_config(config)
+CHECKPOINT_STEPS = checkpoint_steps(config["train"])
+VISION_DIR, TEXT_DIR = encoder_dirs(config)
+
+
+wildcard_constraints:
+    step=r"\d+",
+
+
+def settings(stage):
+    """The config sections a stage reads, as JSON: a change re-runs exactly that stage and its dependants."""
+    return stage_config_json(config, stage)
+
+
+def log_file(name):
+    return str(PATHS.root / "logs" / f"{name}.log")
+
+
+def demo_inputs():
+    """Generated demos (a folder this workflow writes) or every *.hdf5 file of the user's folder."""
+    if config["demos"]["generate"]:
+        return str(PATHS.demos)
+    folder = demo_dir(config)
+    if not folder.is_dir():
+        raise WorkflowError(f"demos.dir: folder {folder} does not exist; point it at your *.hdf5 episodes")
+    return sorted(str(path) for path in folder.rglob("*.hdf5"))
+
+
+def previous_checkpoint(wildcards):
+    """Each training job resumes from the checkpoint before it, so a failed job loses one period."""
+    position = CHECKPOINT_STEPS.index(int(wildcards.step))
+    return {"previous": str(PATHS.checkpoint(CHECKPOINT_STEPS[position - 1]))} if position else {}
+
+
+def resume_argument(wildcards, input):
+    return f"--resume-from {input.previous}" if "previous" in input.keys() else ""
+
+
+def final_outputs():
+    return [str(PATHS.report)]
