@@ -69,6 +69,13 @@ def _encode_lang(config: dict, args: argparse.Namespace) -> None:
     print(f"encoded {count} distinct instructions into {paths.language}")
 
 
+def _encode_images(config: dict, args: argparse.Namespace) -> None:
+    from rdtflow.model.image_features import encode_image_features
+
+    paths = RunPaths.from_config(config)
+    encode_image_features(paths.manifest, config["data"], encoder_dirs(config)[0], paths.image_features)
+
+
 def _train(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.train.trainer import train_until
 
@@ -128,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     stage("split", _split, "Deterministic train / held-out split of the valid episodes; write data/index.parquet.")
     stage("manifest", _manifest, "Full-step sample manifest and training-set statistics: data/manifest.parquet, data/stats.json.")
     stage("encode-lang", _encode_lang, "Embed each distinct instruction once with the text encoder: lang/embeddings.safetensors.")
+    stage("encode-images", _encode_images, "Encode every training frame once with the frozen vision tower: "
+          "features/images.safetensors (model.precompute_image_features).")
     train = stage("train", _train, "Train up to --until-step optimizer steps, resuming from --resume-from; writes train/checkpoint-{step}/. "
                   "Run it under `accelerate launch` for several processes.")
     train.add_argument("--until-step", type=int, required=True, help="optimizer step of the checkpoint to write")

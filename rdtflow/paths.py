@@ -50,6 +50,10 @@ class RunPaths:
         return self.root / "encoders" / "text"
 
     @property
+    def image_features(self) -> Path:
+        return self.root / "features" / "images.safetensors"
+
+    @property
     def language(self) -> Path:
         return self.root / "lang" / "embeddings.safetensors"
 

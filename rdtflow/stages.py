@@ -18,6 +18,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "split": ("split",),
     "manifest": ("data",),
     "encode_lang": ("encoders",),
+    "encode_images": ("data", "encoders"),
     "train": ("seed", "data", "encoders", "model", "train"),
     "eval": ("data", "demos", "encoders", "model", "eval"),
     "baseline": ("data", "demos", "model", "eval"),

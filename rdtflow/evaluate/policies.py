@@ -41,9 +41,8 @@ class DiffusionPolicy:
     name: str
 
     def __call__(self, observations: Observations) -> np.ndarray:
-        batch = self.inputs.conditions(
-            observations.qpos, observations.frames, observations.frames_valid, observations.instructions
-        )
+        img_tokens = self.inputs.image_tokens(observations.frames, observations.frames_valid)
+        batch = self.inputs.conditions(observations.qpos, img_tokens, observations.instructions)
         unified = self.policy.predict_action(batch, generator=self.generator)
         return self.inputs.raw_action(unified.numpy())
 

@@ -96,17 +96,21 @@ class PolicyInputs:
         processor's mean colour, as in RDT, never a copy of another camera.
         """
         batch, slots = frames.shape[:2]
-        flat = frames.reshape(batch * slots, *frames.shape[2:]).clone()
+        flat = frames.reshape(batch * slots, *frames.shape[2:]).to(self.vision.tower.device, copy=True)
         mean_colour = (self.vision.mean * 255).round().to(torch.uint8)
-        flat[~valid.reshape(-1)] = mean_colour
+        flat[~valid.reshape(-1).to(flat.device)] = mean_colour.to(flat.device)
         with torch.set_grad_enabled(self.vision.tower.training):
             tokens = self.vision.encode(flat)
         return tokens.reshape(batch, slots * tokens.shape[1], tokens.shape[2]).float()
 
-    def conditions(
-        self, qpos: np.ndarray, frames: torch.Tensor, frames_valid: torch.Tensor, instructions: list[str]
-    ) -> dict[str, torch.Tensor]:
-        """The model's conditioning batch for B observations."""
+    def batch_image_tokens(self, raw: dict) -> torch.Tensor:
+        """Image tokens of a collated batch: precomputed ones, or encoded from its frames now."""
+        if "image_tokens" in raw:
+            return raw["image_tokens"]
+        return self.image_tokens(raw["frames"], raw["frames_valid"])
+
+    def conditions(self, qpos: np.ndarray, img_tokens: torch.Tensor, instructions: list[str]) -> dict[str, torch.Tensor]:
+        """The model's conditioning batch for B observations (img_tokens (B, S * P, D))."""
         lang_tokens, lang_mask = self.language_batch(instructions)
         batch = len(qpos)
         return {
@@ -114,6 +118,6 @@ class PolicyInputs:
             "action_mask": torch.from_numpy(unified_mask(self.indices)).expand(batch, 1, -1).clone(),
             "lang_tokens": lang_tokens,
             "lang_mask": lang_mask,
-            "img_tokens": self.image_tokens(frames, frames_valid),
+            "img_tokens": img_tokens,
             "control_frequency": torch.full((batch,), float(self.control_frequency)),
         }

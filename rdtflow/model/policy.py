@@ -65,6 +65,9 @@ def mlp_adaptor(kind: str, in_features: int, out_features: int) -> nn.Sequential
     layers: list[nn.Module] = [nn.Linear(in_features, out_features)]
     for _ in range(depth - 1):
         layers += [nn.GELU(approximate="tanh"), nn.Linear(out_features, out_features)]
+    for layer in layers[::2]:  # Xavier, like the transformer: keeps sparse unified inputs audible
+        nn.init.xavier_uniform_(layer.weight)
+        nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 

@@ -34,15 +34,24 @@ class RDTShape:
     img_cond_len: int
 
 
+POSITION_SCALE = 0.1
+
+
 def sincos_embedding(length: int, dim: int) -> torch.Tensor:
-    """Fixed 1-D sine/cosine positions (length, dim): the initial value of the position tables."""
+    """1-D sine/cosine positions (length, dim), the initial value of the position tables.
+
+    Scaled down so that, at initialisation, positions do not drown the adapted state, action
+    and image tokens (only a few of the 128 unified dimensions are filled, so those tokens
+    start small); with full-scale tables a small model spends its first thousand steps
+    growing its adaptors.
+    """
     position = torch.arange(length, dtype=torch.float64)[:, None]
     omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2))
     angles = position * omega[None, :]
     table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
     if dim % 2:
         table = F.pad(table, (0, 1))
-    return table.float()
+    return POSITION_SCALE * table.float()
 
 
 class ConditionEmbedder(nn.Module):

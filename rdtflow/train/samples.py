@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from rdtflow.data.episode import decode_jpeg, read_trajectory
+from rdtflow.model.image_features import ImageFeatureTable
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,28 @@ class EpisodeFrames:
 class StepSamples:
     """Builds one training/evaluation sample: state, action chunk, image slots, instruction."""
 
-    def __init__(self, manifest: pd.DataFrame, data_cfg: dict, pred_horizon: int, img_history: int) -> None:
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        data_cfg: dict,
+        pred_horizon: int,
+        img_history: int,
+        image_features: Path | None = None,
+    ) -> None:
         self.rows = manifest.reset_index(drop=True)
         self.frames = EpisodeFrames(data_cfg)
         self.cameras = list(data_cfg["cameras"])
         self.pred_horizon = pred_horizon
         self.img_history = img_history
+        self.image_features_path = image_features
+        self._image_features: ImageFeatureTable | None = None
+
+    @property
+    def image_features(self) -> ImageFeatureTable | None:
+        """Opened lazily, so that each DataLoader worker maps the table itself."""
+        if self.image_features_path is not None and self._image_features is None:
+            self._image_features = ImageFeatureTable(self.image_features_path)
+        return self._image_features
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -113,29 +130,31 @@ class StepSamples:
         step = int(row.step)
         # Chunks running past the end repeat the last action: the robot holds its final pose.
         chunk_steps = np.minimum(np.arange(step, step + self.pred_horizon), len(action) - 1)
-        history_steps = range(step - self.img_history + 1, step + 1)
-        frames, valid = [], []
-        for frame_step in history_steps:  # slot order: frame-major, then camera, as RDT
-            for camera in self.cameras:
-                frames.append(self.frames.frame(row.path, camera, max(frame_step, 0)))
-                valid.append(frame_step >= 0)
-        return {
-            "qpos": qpos[step],
-            "action": action[chunk_steps],
-            "frames": np.stack(frames),
-            "frames_valid": np.array(valid),
-            "instruction": row.instruction,
-        }
+        # Slot order: frame-major, then camera, as RDT. Slots before the first step are invalid.
+        slots = [(frame_step, camera) for frame_step in range(step - self.img_history + 1, step + 1) for camera in self.cameras]
+        sample = {"qpos": qpos[step], "action": action[chunk_steps], "instruction": row.instruction}
+        if self.image_features is not None:
+            table = self.image_features
+            tokens = [table.tokens(row.episode_id, camera, s) if s >= 0 else table.blank for s, camera in slots]
+            sample["image_tokens"] = torch.cat(tokens)  # (S * P, D), blank slots already encoded
+        else:
+            sample["frames"] = np.stack([self.frames.frame(row.path, camera, max(s, 0)) for s, camera in slots])
+            sample["frames_valid"] = np.array([s >= 0 for s, _ in slots])
+        return sample
 
 
 def collate(samples: list[dict]) -> dict:
-    return {
+    batch = {
         "qpos": np.stack([s["qpos"] for s in samples]),
         "action": np.stack([s["action"] for s in samples]),
-        "frames": torch.from_numpy(np.stack([s["frames"] for s in samples])),
-        "frames_valid": torch.from_numpy(np.stack([s["frames_valid"] for s in samples])),
         "instruction": [s["instruction"] for s in samples],
     }
+    if "image_tokens" in samples[0]:
+        batch["image_tokens"] = torch.stack([s["image_tokens"] for s in samples]).float()
+    else:
+        batch["frames"] = torch.from_numpy(np.stack([s["frames"] for s in samples]))
+        batch["frames_valid"] = torch.from_numpy(np.stack([s["frames_valid"] for s in samples]))
+    return batch
 
 
 def diffusion_draws(

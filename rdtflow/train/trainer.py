@@ -73,6 +73,8 @@ class MicroBatches(torch.utils.data.Sampler):
 def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path:
     """Train from `resume_from` (or from scratch) to optimizer step `until_step`; returns the checkpoint."""
     train = config["train"]
+    if config["model"]["precompute_image_features"] and config["model"]["train_vision"]:
+        raise ValueError("model.precompute_image_features needs a frozen vision tower: set model.train_vision to false")
     accelerator = Accelerator(
         gradient_accumulation_steps=train["gradient_accumulation_steps"],
         mixed_precision=train["mixed_precision"],
@@ -105,7 +107,10 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
 
     layout = BatchLayout(train["batch_size"], train["gradient_accumulation_steps"], accelerator.num_processes)
     order = SampleOrder(len(manifest), config["seed"])
-    samples = StepSamples(manifest, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"])
+    features = paths.image_features if config["model"]["precompute_image_features"] else None
+    samples = StepSamples(
+        manifest, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"], features
+    )
     loader = DataLoader(
         TrainingSamples(samples, order),
         batch_sampler=MicroBatches(layout, start_step, until_step, accelerator.process_index),
@@ -127,7 +132,7 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         for micro_step in range(layout.accumulation):
             raw = next(micro_batches)
             numbers = layout.sample_numbers(step, micro_step, accelerator.process_index)
-            batch = inputs.conditions(raw["qpos"], raw["frames"].to(accelerator.device), raw["frames_valid"], raw["instruction"])
+            batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
             batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
             batch["noise"], batch["timestep"] = diffusion_draws(
                 numbers, config["seed"], (horizon, unwrapped.config.action_dim), unwrapped.config.noise_scheduler.num_train_timesteps

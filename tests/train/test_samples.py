@@ -60,3 +60,34 @@ def test_step_sample_pads_the_chunk_and_masks_history_before_the_start(tmp_path)
     np.testing.assert_array_equal(late["frames_valid"], [True] * 4)
     assert abs(int(late["frames"][0].mean()) - 30) <= 2  # step 3, first camera
     assert abs(int(late["frames"][3].mean()) - 41) <= 2  # step 4, second camera
+
+
+def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path):
+    from rdtflow.model.encoders import VisionEncoder, build_small_vision_tower
+    from rdtflow.model.image_features import encode_image_features
+    from rdtflow.model.inputs import PolicyInputs
+    from rdtflow.train.samples import collate
+
+    steps = 5
+    rng = np.random.default_rng(0)
+    frames = {camera: [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(steps)]
+              for camera in DATA_CFG["cameras"]}
+    action = np.cumsum(np.ones((steps, 2), np.float32), axis=0)
+    write_episode(tmp_path / "e.hdf5", action=action, qpos=action, frames=frames)
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": s, "n_steps": steps,
+                              "instruction": "go"} for s in range(steps)])
+    manifest.to_parquet(tmp_path / "manifest.parquet")
+    build_small_vision_tower(tmp_path / "vision", 16, {"hidden_size": 8, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 16, "patch_size": 8}, seed=0)
+    encode_image_features(tmp_path / "manifest.parquet", DATA_CFG, tmp_path / "vision", tmp_path / "features.safetensors")
+
+    stats = {"state_names": ["right_eef_pos_x", "right_eef_pos_y"], "qpos": {"min": [0, 0], "max": [5, 5]},
+             "action": {"min": [0, 0], "max": [5, 5]}}
+    inputs = PolicyInputs.create(stats, {}, VisionEncoder.load(tmp_path / "vision"), 10)
+    from_frames = StepSamples(manifest, DATA_CFG, 2, img_history=2)
+    from_table = StepSamples(manifest, DATA_CFG, 2, img_history=2, image_features=tmp_path / "features.safetensors")
+    for rows in ([0, 1], [3, 4]):  # the first step has blank history slots
+        encoded = inputs.batch_image_tokens(collate([from_frames.sample(r) for r in rows]))
+        cached = inputs.batch_image_tokens(collate([from_table.sample(r) for r in rows]))
+        assert cached.shape == encoded.shape == (2, 4 * 4, 8)
+        torch.testing.assert_close(cached, encoded, atol=2e-2, rtol=1e-2)  # float16 storage

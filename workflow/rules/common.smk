@@ -43,6 +43,11 @@ def previous_checkpoint(wildcards):
     return {"previous": str(PATHS.checkpoint(CHECKPOINT_STEPS[position - 1]))} if position else {}
 
 
+def image_features():
+    """The precomputed image-feature table, when the config asks for one."""
+    return [str(PATHS.image_features)] if config["model"]["precompute_image_features"] else []
+
+
 def resume_argument(wildcards, input):
     return f"--resume-from {input.previous}" if "previous" in input.keys() else ""
 

@@ -77,3 +77,17 @@ rule encode_lang:
         log_file("encode_lang"),
     shell:
         "rdtflow encode-lang --config {params.settings:q} > {log} 2>&1"
+
+
+rule encode_images:
+    input:
+        manifest=str(PATHS.manifest),
+        vision_encoder=str(VISION_DIR),
+    output:
+        str(PATHS.image_features),
+    params:
+        settings=settings("encode_images"),
+    log:
+        log_file("encode_images"),
+    shell:
+        "rdtflow encode-images --config {params.settings:q} > {log} 2>&1"

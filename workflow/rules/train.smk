@@ -9,6 +9,7 @@ rule train:
         stats=str(PATHS.stats),
         language=str(PATHS.language),
         vision_encoder=str(VISION_DIR),
+        image_features=image_features(),
     output:
         directory(str(PATHS.root / "train" / "checkpoint-{step}")),
     params:
