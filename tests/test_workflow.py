@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+
+# Rules call the `rdtflow` and `accelerate` commands installed beside this Python.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 # Small enough to run in about a minute on two cores; same code path as the default.
 REDUCED = {
@@ -31,7 +35,7 @@ REDUCED = {
 
 def snakemake(config_file: Path, *args: str) -> str:
     result = subprocess.run(
-        [*SNAKEMAKE, "--configfile", str(config_file), *args], cwd=REPO, capture_output=True, text=True
+        [*SNAKEMAKE, "--configfile", str(config_file), *args], cwd=REPO, capture_output=True, text=True, env=ENV
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr

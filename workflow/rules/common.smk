@@ -1,6 +1,8 @@
 # Helpers shared by the rules: config validation, paths, per-stage settings.
 from pathlib import Path
 
+from snakemake.utils import validate
+
 from rdtflow.config import checkpoint_steps
 from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
 from rdtflow.stages import stage_config_json
