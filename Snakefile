@@ -8,6 +8,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# With --use-conda every rule runs in this pinned environment.
+conda: "envs/rdtflow.yaml"
+
+
 report: "workflow/report/workflow.rst"
 
 

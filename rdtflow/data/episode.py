@@ -78,20 +78,35 @@ def write_episode(
             h5.attrs[name] = value
 
 
-def read_frames(dataset: h5py.Dataset) -> list[bytes]:
-    """JPEG bytes of every frame of a camera dataset, padded or variable-length.
-
-    Padding is stripped only from fixed-length strings: a JPEG ends with the EOI marker
-    (FF D9), so trailing zeros there can only be padding, while variable-length data is exact.
-    """
+def _is_variable_length(dataset: h5py.Dataset) -> bool:
+    """Variable-length uint8 frames (True) or agilex's padded byte strings (False); else an error."""
     if h5py.check_vlen_dtype(dataset.dtype) is not None:
-        return [frame if isinstance(frame, bytes) else np.asarray(frame, np.uint8).tobytes() for frame in dataset[()]]
+        return True
     if dataset.dtype.kind == "S" and dataset.ndim == 1:
-        return [bytes(frame).rstrip(b"\0") for frame in dataset[()]]
+        return False
     raise TypeError(
         f"camera dataset '{dataset.name}' has dtype {dataset.dtype} and shape {dataset.shape}; expected one JPEG per "
         "step as fixed-length byte strings or variable-length uint8 arrays (raw pixel arrays must be JPEG-encoded)"
     )
+
+
+def _jpeg_bytes(value: Any, variable_length: bool) -> bytes:
+    """Padding is stripped only from fixed-length strings: a JPEG ends with the EOI marker
+    (FF D9), so trailing zeros there can only be padding, while variable-length data is exact."""
+    if variable_length:
+        return value if isinstance(value, bytes) else np.asarray(value, np.uint8).tobytes()
+    return bytes(value).rstrip(b"\0")
+
+
+def read_frames(dataset: h5py.Dataset) -> list[bytes]:
+    """JPEG bytes of every frame of a camera dataset, padded or variable-length."""
+    variable_length = _is_variable_length(dataset)
+    return [_jpeg_bytes(frame, variable_length) for frame in dataset[()]]
+
+
+def read_frame(dataset: h5py.Dataset, step: int) -> bytes:
+    """JPEG bytes of one frame, without reading the others (training reads frames one by one)."""
+    return _jpeg_bytes(dataset[step], _is_variable_length(dataset))
 
 
 def _decode_attribute(value: Any) -> Any:
@@ -120,6 +135,12 @@ def read_episode(path: Path, data_cfg: dict) -> Episode:
     """Read an episode using the configured dataset keys and cameras."""
     with h5py.File(path, "r") as h5:
         return episode_from_h5(h5, path, data_cfg)
+
+
+def read_attributes(path: Path) -> dict[str, Any]:
+    """The root attributes only (e.g. the simulator's stored initial state)."""
+    with h5py.File(path, "r") as h5:
+        return {name: _decode_attribute(value) for name, value in h5.attrs.items()}
 
 
 def read_trajectory(path: Path, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rdtflow.data.episode import read_trajectory
+from rdtflow.data.episode import read_attributes, read_trajectory
 from rdtflow.evaluate.closed_loop import run_closed_loop
 from rdtflow.evaluate.policies import ChunkPolicy, DiffusionPolicy, MeanTrajectoryPolicy, Observations
 from rdtflow.model.encoders import VisionEncoder
@@ -50,7 +50,7 @@ def open_loop_mse(policy: ChunkPolicy, samples: StepSamples, action_normalizer: 
             frames=raw["frames"],
             frames_valid=raw["frames_valid"],
             instructions=raw["instruction"],
-            steps=samples.rows["step"].to_numpy()[start : start + len(raw["qpos"])],
+            steps=np.array([row.step for row in samples.rows[start : start + len(raw["qpos"])]]),
         )
         predicted = policy(observations)
         errors.append(
@@ -65,7 +65,7 @@ def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, s
         raise ValueError(f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}'; data.cameras is {config['data']['cameras']}")
     paths = RunPaths.from_config(config)
     episodes = held_out_episodes(paths.index)
-    resets = [load_reset(_root_attributes(Path(path))) for path in episodes["path"]]
+    resets = [load_reset(read_attributes(Path(path))) for path in episodes["path"]]
     outcomes = run_closed_loop(
         policy,
         resets,
@@ -91,13 +91,6 @@ def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, s
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
     return result
-
-
-def _root_attributes(path: Path) -> dict:
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        return {key: value.decode() if isinstance(value, bytes) else value for key, value in h5.attrs.items()}
 
 
 def evaluate_checkpoint(config: dict, checkpoint_dir: Path, out_path: Path) -> dict:

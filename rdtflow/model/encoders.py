@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -143,7 +142,3 @@ class TextEncoder:
         tokens = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_tokens)
         return self.encoder(input_ids=tokens["input_ids"]).last_hidden_state[0].float()
 
-
-def to_uint8_batch(frames: list[np.ndarray]) -> torch.Tensor:
-    """Stack decoded RGB frames into one (N, H, W, 3) uint8 tensor."""
-    return torch.from_numpy(np.stack(frames))
