@@ -8,12 +8,12 @@ results/{run}/ as described in docs/formats.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from rdtflow.config import checkpoint_steps, load_config
 from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
+from rdtflow.stages import stage_config
 
 
 def _demos(config: dict, args: argparse.Namespace) -> None:
@@ -76,6 +76,12 @@ def _encode_images(config: dict, args: argparse.Namespace) -> None:
     encode_image_features(paths.manifest, config["data"], encoder_dirs(config)[0], paths.image_features)
 
 
+def _plan(config: dict, args: argparse.Namespace) -> None:
+    from rdtflow.train.plan import write_plan
+
+    write_plan(config)
+
+
 def _train(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.train.trainer import train_until
 
@@ -85,8 +91,10 @@ def _train(config: dict, args: argparse.Namespace) -> None:
 
 def _eval(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.evaluate.run import evaluate_checkpoint
+    from rdtflow.train.retention import apply_retention
 
     result = evaluate_checkpoint(config, args.checkpoint, args.out)
+    apply_retention(config, checkpoint_steps(config["train"]))
     print(f"{args.checkpoint.name}: success {result['success_rate']:.1%} on {result['n_episodes']} held-out episodes, "
           f"open-loop MSE {result['open_loop_mse']:.4f}")
 
@@ -137,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     stage("encode-lang", _encode_lang, "Embed each distinct instruction once with the text encoder: lang/embeddings.safetensors.")
     stage("encode-images", _encode_images, "Encode every training frame once with the frozen vision tower: "
           "features/images.safetensors (model.precompute_image_features).")
+    stage("plan", _plan, "Check the training config against the hardware profile before any GPU hour: batch layout, "
+          "steps, epochs, estimated peak memory per device, and the exact accelerate launch line; writes plan.json/plan.txt.")
     train = stage("train", _train, "Train up to --until-step optimizer steps, resuming from --resume-from; writes train/checkpoint-{step}/. "
                   "Run it under `accelerate launch` for several processes.")
     train.add_argument("--until-step", type=int, required=True, help="optimizer step of the checkpoint to write")
@@ -157,11 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bad config is the user's to fix: say what, not a traceback
         print(f"rdtflow {args.stage}: invalid configuration: {error}", file=sys.stderr)
         return 2
-    if str(args.config).lstrip().startswith("{"):
-        # The workflow passes only the sections this stage declared (rdtflow/stages.py).
-        given = json.loads(args.config)
-        config = {key: value for key, value in config.items() if key in given}
-    args.handler(config, args)
+    # A stage sees only the sections it declares (rdtflow/stages.py): the same ones the workflow
+    # passes it and re-runs it for, so an undeclared dependency fails loudly instead of hiding.
+    args.handler(stage_config(config, args.stage.replace("-", "_")), args)
     return 0
 
 

@@ -57,6 +57,10 @@ class RunPaths:
     def language(self) -> Path:
         return self.root / "lang" / "embeddings.safetensors"
 
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan.json"
+
     def checkpoint(self, step: int) -> Path:
         return self.root / "train" / f"checkpoint-{step}"
 

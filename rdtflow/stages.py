@@ -19,10 +19,11 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "manifest": ("data",),
     "encode_lang": ("encoders",),
     "encode_images": ("data", "encoders"),
-    "train": ("seed", "data", "encoders", "model", "train"),
-    "eval": ("data", "demos", "encoders", "model", "eval"),
+    "plan": ("demos", "data", "encoders", "model", "train", "hardware"),
+    "train": ("seed", "demos", "data", "encoders", "model", "train", "hardware"),
+    "eval": ("data", "demos", "encoders", "model", "train", "eval"),
     "baseline": ("data", "demos", "model", "eval"),
-    "report": ("seed", "demos", "data", "split", "encoders", "model", "train", "eval"),
+    "report": ("seed", "demos", "data", "split", "encoders", "model", "train", "hardware", "eval"),
 }
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from rdtflow.cli import main
 
-STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "train", "eval", "baseline", "report"]
+STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval", "baseline", "report"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -37,7 +37,18 @@ def test_missing_config_file_is_reported(tmp_path, capsys):
     assert "nope.yaml" in capsys.readouterr().err
 
 
-def test_a_stage_reads_only_the_sections_it_was_given(capsys):
-    """The workflow passes each stage its declared sections; reading another one must fail loudly."""
-    with pytest.raises(KeyError):
+def test_a_stage_sees_only_the_sections_it_declares(monkeypatch, tmp_path):
+    """Reading an undeclared section must fail loudly: it would not trigger re-runs."""
+    from rdtflow import stages
+
+    config = tmp_path / "config.yaml"
+    config.write_text("run: x\n")  # a whole config: every other section takes its defaults
+    monkeypatch.setitem(stages.STAGE_SECTIONS, "split", ())
+    with pytest.raises(KeyError, match="split"):
+        main(["split", "--config", str(config)])
+
+
+def test_inline_stage_config_gets_no_default_for_a_missing_section():
+    """The workflow passes each stage its sections inline; a missing one is an error, not a default."""
+    with pytest.raises(KeyError, match="split"):
         main(["split", "--config", '{"run": "x"}'])

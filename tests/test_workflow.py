@@ -28,7 +28,9 @@ REDUCED = {
                                  "intermediate_size": 32, "patch_size": 8},
                  "tiny_text": {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2}},
     "model": {"hidden_size": 32, "depth": 2, "num_heads": 2, "pred_horizon": 8},
-    "train": {"max_steps": 4, "checkpointing_period": 2, "batch_size": 8, "lr_warmup_steps": 1},
+    "hardware": {"device": "cpu", "per_device_batch": 4},  # accumulation 2, derived
+    "train": {"max_steps": 6, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1,
+              "checkpoints_total_limit": 2},
     "eval": {"execute_horizon": 4, "open_loop_stride": 8},
 }
 
@@ -77,14 +79,21 @@ def test_every_output_exists_and_is_well_formed(finished_run):
     train_steps = index.loc[index["split"] == "train"]
     assert len(manifest) == int((train_steps["n_steps"] - train_steps["first_moving_step"]).sum())
     assert (run / "lang" / "embeddings.safetensors").is_file()
-    for step in (2, 4):
+    plan = json.loads((run / "plan.json").read_text())
+    assert plan["layout"] == {"micro_batch": 4, "accumulation": 2, "processes": 1, "nodes": 1}
+    for step in (2, 4, 6):
         checkpoint = run / "train" / f"checkpoint-{step}"
-        assert json.loads((checkpoint / "trainer_state.json").read_text())["step"] == step
-        assert len(pd.read_csv(checkpoint / "train_log.csv")) == 2
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        assert state["step"] == step and state["effective_batch"] == 8
+        assert len(pd.read_csv(checkpoint / "train_log.csv")) == 2  # two optimizer steps, four micro-batches
         evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())
         assert evaluation["step"] == step and evaluation["n_episodes"] == 4
         assert 0.0 <= evaluation["success_rate"] <= 1.0 and evaluation["open_loop_mse"] > 0
         assert len(evaluation["episodes"]) == 4
+    with_weights = [step for step in (2, 4, 6) if (run / "train" / f"checkpoint-{step}" / "model.safetensors").is_file()]
+    assert len(with_weights) == 2 and 6 in with_weights  # checkpoints_total_limit 2 keeps best and latest
+    pruned = ({2, 4} - set(with_weights)).pop()
+    assert (run / "train" / f"checkpoint-{pruned}" / "pruned.json").is_file()
     baseline = json.loads((run / "eval" / "baseline.json").read_text())
     assert baseline["policy"] == "mean-trajectory baseline" and baseline["n_episodes"] == 4
     html = (run / "report" / "index.html").read_text()

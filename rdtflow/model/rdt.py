@@ -182,12 +182,14 @@ class RDT(nn.Module):
         lang: torch.Tensor,  # (B, L, C)
         lang_mask: torch.Tensor | None,  # (B, L) bool, True = real token
         img: torch.Tensor,  # (B, N, C)
-    ) -> torch.Tensor:  # (B, H, output_dim)
+    ) -> torch.Tensor:  # (B, H, output_dim), float32
+        # The transformer may be held in bf16 (as RDT does) while the adaptors stay fp32.
+        dtype = self.x_pos_embed.dtype
         t_token = self.t_embedder(timestep)[:, None]
         freq_token = self.freq_embedder(control_frequency)[:, None]
-        x = torch.cat([t_token, freq_token, state_action], dim=1) + self.x_pos_embed
-        lang = lang + self.lang_cond_pos_embed[:, : lang.shape[1]]
-        img = img + self.img_cond_pos_embed[:, : img.shape[1]]
+        x = torch.cat([t_token, freq_token, state_action.to(dtype)], dim=1) + self.x_pos_embed
+        lang = lang.to(dtype) + self.lang_cond_pos_embed[:, : lang.shape[1]]
+        img = img.to(dtype) + self.img_cond_pos_embed[:, : img.shape[1]]
         for index, block in enumerate(self.blocks):
             x = block(x, lang, lang_mask) if index % 2 == 0 else block(x, img, None)
-        return self.final_layer(x)[:, -self.shape.pred_horizon :]
+        return self.final_layer(x)[:, -self.shape.pred_horizon :].float()

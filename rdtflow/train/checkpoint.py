@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
 from rdtflow.model.policy import RDTConfig, RDTPolicy
@@ -24,6 +25,15 @@ TRAINER_STATE = "trainer_state.json"
 TRAIN_LOG = "train_log.csv"
 OPTIMIZER = "state/optimizer.pt"
 SCHEDULER = "state/scheduler.pt"
+EMA_STATE = "state/ema.pt"
+EMA_WEIGHTS = "ema/model.safetensors"
+PRUNED = "pruned.json"
+
+
+def _save_weights(policy: RDTPolicy, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in policy.state_dict().items()}
+    save_file(weights, str(path), metadata={"format": "pt"})
 
 
 def save_checkpoint(
@@ -31,6 +41,7 @@ def save_checkpoint(
     policy: RDTPolicy,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMAModel | None,
     stats: dict,
     trainer_state: dict,
     log: pd.DataFrame,
@@ -39,8 +50,13 @@ def save_checkpoint(
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "state").mkdir(parents=True)
-    weights = {name: tensor.detach().contiguous().cpu() for name, tensor in policy.state_dict().items()}
-    save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt"})
+    _save_weights(policy, staging / WEIGHTS)
+    if ema is not None:
+        torch.save(ema.state_dict(), staging / EMA_STATE)
+        ema.store(policy.parameters())
+        ema.copy_to(policy.parameters())
+        _save_weights(policy, staging / EMA_WEIGHTS)
+        ema.restore(policy.parameters())
     policy.config.to_json(staging / CONFIG)
     (staging / STATS).write_text(json.dumps(stats, indent=1))
     (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
@@ -53,17 +69,31 @@ def save_checkpoint(
 
 
 def load_policy(checkpoint_dir: Path) -> tuple[RDTPolicy, dict]:
-    """(policy in eval mode, normalisation stats) from a checkpoint folder."""
+    """(policy in eval mode, normalisation stats) from a checkpoint folder; the EMA weights
+    when the run kept an EMA, since those are the ones meant for acting."""
+    if (checkpoint_dir / PRUNED).is_file():
+        raise FileNotFoundError(
+            f"{checkpoint_dir}: its weights were deleted by train.checkpoints_total_limit after it was evaluated; "
+            "to evaluate it again, raise the limit and re-run its training (snakemake --forcerun train)"
+        )
     policy = RDTPolicy(RDTConfig.from_json(checkpoint_dir / CONFIG))
-    policy.load_state_dict(load_file(str(checkpoint_dir / WEIGHTS)), strict=True)
+    weights = checkpoint_dir / EMA_WEIGHTS if (checkpoint_dir / EMA_WEIGHTS).is_file() else checkpoint_dir / WEIGHTS
+    policy.load_state_dict(load_file(str(weights)), strict=True)
     stats = json.loads((checkpoint_dir / STATS).read_text())
     return policy.eval(), stats
 
 
 def load_training_state(
-    checkpoint_dir: Path, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+    checkpoint_dir: Path,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: EMAModel | None,
 ) -> dict:
-    """Restore optimizer and schedule in place; returns the trainer state (step, samples seen)."""
+    """Restore optimizer, schedule and EMA in place; returns the trainer state (step, samples seen)."""
     optimizer.load_state_dict(torch.load(checkpoint_dir / OPTIMIZER, weights_only=True))
     scheduler.load_state_dict(torch.load(checkpoint_dir / SCHEDULER, weights_only=True))
+    if ema is not None:
+        if not (checkpoint_dir / EMA_STATE).is_file():
+            raise FileNotFoundError(f"{checkpoint_dir} has no EMA state: it was trained without train.ema_decay")
+        ema.load_state_dict(torch.load(checkpoint_dir / EMA_STATE, weights_only=True))
     return json.loads((checkpoint_dir / TRAINER_STATE).read_text())

@@ -10,7 +10,6 @@ was interrupted and resumed.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,24 +20,6 @@ import torch
 
 from rdtflow.data.episode import decode_jpeg, read_frame, read_trajectory
 from rdtflow.model.image_features import ImageFeatureTable
-
-
-@dataclass(frozen=True)
-class BatchLayout:
-    """How one optimizer step's samples are spread over processes and micro-batches."""
-
-    micro_batch: int
-    accumulation: int
-    processes: int
-
-    @property
-    def effective_batch(self) -> int:
-        return self.micro_batch * self.accumulation * self.processes
-
-    def sample_numbers(self, step: int, micro_step: int, rank: int) -> range:
-        """Global sample numbers of one micro-batch of optimizer step `step` (0-based)."""
-        start = step * self.effective_batch + (micro_step * self.processes + rank) * self.micro_batch
-        return range(start, start + self.micro_batch)
 
 
 class SampleOrder:

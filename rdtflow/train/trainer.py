@@ -4,23 +4,25 @@ The workflow runs one such job per checkpoint period, so evaluation of a checkpo
 as soon as it exists and a killed job only loses its own period (Snakemake deletes the
 outputs of a failed job, never those of finished ones).
 
-Launched by `accelerate launch`; every step count below counts optimizer steps, whatever
-the accumulation or process count. The learning-rate schedule is stepped once per optimizer
-step by us (not by accelerate, which would step it once per process).
+Launched by `accelerate launch`. Every step count counts optimizer steps, whatever the
+accumulation or process count: the learning-rate schedule and the EMA are stepped once per
+optimizer step by this loop (accelerate's scheduler wrapper would step once per process, and
+RDT's trainer steps its EMA once per micro-batch).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import torch
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -28,31 +30,15 @@ from tqdm import tqdm
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
-from rdtflow.model.policy import NoiseSchedulerConfig, RDTConfig, RDTPolicy
+from rdtflow.model.policy import RDTPolicy
+from rdtflow.model.shapes import encoder_shapes, policy_config
 from rdtflow.paths import RunPaths, encoder_dirs
 from rdtflow.train.checkpoint import WEIGHTS, load_training_state, save_checkpoint
-from rdtflow.train.samples import BatchLayout, SampleOrder, StepSamples, TrainingSamples, collate, diffusion_draws
+from rdtflow.train.layout import BatchLayout
+from rdtflow.train.plan import training_layout
+from rdtflow.train.samples import SampleOrder, StepSamples, TrainingSamples, collate, diffusion_draws
 
 LOG_EVERY = 50
-
-
-def policy_config(config: dict, vision: VisionEncoder, lang_token_dim: int) -> RDTConfig:
-    """The RDT config of this run: sizes from the config, token widths from the encoders."""
-    model = config["model"]
-    image_slots = model["img_history_size"] * len(config["data"]["cameras"])
-    return RDTConfig(
-        pred_horizon=model["pred_horizon"],
-        lang_token_dim=lang_token_dim,
-        img_token_dim=vision.token_dim,
-        max_lang_cond_len=config["encoders"]["max_lang_tokens"],
-        img_cond_len=image_slots * vision.tokens_per_image,
-        rdt={"hidden_size": model["hidden_size"], "depth": model["depth"], "num_heads": model["num_heads"]},
-        noise_scheduler=NoiseSchedulerConfig(
-            num_train_timesteps=model["num_train_timesteps"],
-            num_inference_timesteps=model["num_inference_timesteps"],
-            beta_schedule=model["beta_schedule"],
-        ),
-    )
 
 
 class MicroBatches(torch.utils.data.Sampler):
@@ -70,42 +56,55 @@ class MicroBatches(torch.utils.data.Sampler):
                 yield list(self.layout.sample_numbers(step, micro_step, self.rank))
 
 
+def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
+    """Same seed on every process, so all start from identical weights; then the checkpoint."""
+    torch.manual_seed(config["seed"])
+    policy = RDTPolicy(policy_config(config, encoder_shapes(config)))
+    if resume_from is not None:
+        policy.load_state_dict(load_file(str(resume_from / WEIGHTS)), strict=True)
+    if config["hardware"]["param_dtype"] == "bf16":
+        policy.model.to(torch.bfloat16)  # as RDT: transformer in bf16, adaptors in fp32
+    return policy
+
+
 def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path:
     """Train from `resume_from` (or from scratch) to optimizer step `until_step`; returns the checkpoint."""
-    train = config["train"]
-    if config["model"]["precompute_image_features"] and config["model"]["train_vision"]:
-        raise ValueError("model.precompute_image_features needs a frozen vision tower: set model.train_vision to false")
+    train, hardware = config["train"], config["hardware"]
+    layout = training_layout(config)
     accelerator = Accelerator(
-        gradient_accumulation_steps=train["gradient_accumulation_steps"],
-        mixed_precision=train["mixed_precision"],
-        cpu=train["cpu"],
+        gradient_accumulation_steps=layout.accumulation,
+        mixed_precision=hardware["mixed_precision"],
+        cpu=hardware["device"] == "cpu",
     )
-    if train["cpu"]:
-        torch.set_num_threads(train["threads"])
+    if accelerator.num_processes != layout.processes:
+        raise RuntimeError(
+            f"launched with {accelerator.num_processes} processes but hardware profile '{hardware.get('name')}' "
+            f"plans {layout.processes}: launch with the command `rdtflow plan` prints"
+        )
+    if hardware["device"] == "cpu":
+        torch.set_num_threads(hardware["cpu_threads"])
     paths = RunPaths.from_config(config)
     stats = json.loads(paths.stats.read_text())
     manifest = pd.read_parquet(paths.manifest)
     vision = VisionEncoder.load(encoder_dirs(config)[0])
-    language = load_language_table(paths.language)
-    inputs = PolicyInputs.create(stats, language, vision, config["data"]["control_frequency"])
-    vision.tower.to(accelerator.device).requires_grad_(config["model"]["train_vision"])
-    vision.tower.train(config["model"]["train_vision"])
+    inputs = PolicyInputs.create(stats, load_language_table(paths.language), vision, config["data"]["control_frequency"])
+    train_vision = config["model"]["train_vision"]
+    vision.tower.to(accelerator.device).requires_grad_(train_vision).train(train_vision)
 
-    torch.manual_seed(config["seed"])
-    policy = RDTPolicy(policy_config(config, vision, next(iter(language.values())).shape[-1]))
-    if resume_from is not None:
-        policy.load_state_dict(load_file(str(resume_from / WEIGHTS)), strict=True)
-    parameters = list(policy.parameters()) + (list(vision.tower.parameters()) if config["model"]["train_vision"] else [])
+    policy = build_policy(config, resume_from)
+    parameters = list(policy.parameters()) + (list(vision.tower.parameters()) if train_vision else [])
     optimizer = torch.optim.AdamW(parameters, lr=train["learning_rate"], weight_decay=train["weight_decay"])
     scheduler = get_scheduler(
         train["lr_scheduler"], optimizer, num_warmup_steps=train["lr_warmup_steps"], num_training_steps=train["max_steps"]
     )
-    start_step = load_training_state(resume_from, optimizer, scheduler)["step"] if resume_from else 0
+    ema = EMAModel(policy.parameters(), decay=train["ema_decay"]) if train["ema_decay"] is not None else None
+    start_step = load_training_state(resume_from, optimizer, scheduler, ema)["step"] if resume_from else 0
     if start_step >= until_step:
         raise ValueError(f"checkpoint {resume_from} is at step {start_step}, already at or past step {until_step}")
     policy, optimizer = accelerator.prepare(policy, optimizer)
+    if ema is not None:
+        ema.to(accelerator.device)
 
-    layout = BatchLayout(train["batch_size"], train["gradient_accumulation_steps"], accelerator.num_processes)
     order = SampleOrder(len(manifest), config["seed"])
     features = paths.image_features if config["model"]["precompute_image_features"] else None
     samples = StepSamples(
@@ -115,17 +114,15 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         TrainingSamples(samples, order),
         batch_sampler=MicroBatches(layout, start_step, until_step, accelerator.process_index),
         collate_fn=collate,
-        num_workers=train["dataloader_workers"],
+        num_workers=hardware["dataloader_workers"],
     )
     micro_batches = iter(loader)
     unwrapped = accelerator.unwrap_model(policy)
-    horizon = unwrapped.config.pred_horizon
+    noise_shape = (unwrapped.config.pred_horizon, unwrapped.config.action_dim)
+    train_timesteps = unwrapped.config.noise_scheduler.num_train_timesteps
     log_rows = []
-    progress = tqdm(
-        range(start_step, until_step),
-        desc=f"train to step {until_step}",
-        disable=not (accelerator.is_main_process and sys.stderr.isatty()),
-    )
+    interactive = accelerator.is_main_process and sys.stderr.isatty()
+    progress = tqdm(range(start_step, until_step), desc=f"train to step {until_step}", disable=not interactive)
     started = time.perf_counter()
     for step in progress:
         step_losses = []
@@ -134,9 +131,7 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
             numbers = layout.sample_numbers(step, micro_step, accelerator.process_index)
             batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
             batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
-            batch["noise"], batch["timestep"] = diffusion_draws(
-                numbers, config["seed"], (horizon, unwrapped.config.action_dim), unwrapped.config.noise_scheduler.num_train_timesteps
-            )
+            batch["noise"], batch["timestep"] = diffusion_draws(numbers, config["seed"], noise_shape, train_timesteps)
             batch = {key: value.to(accelerator.device) for key, value in batch.items()}
             with accelerator.accumulate(policy):
                 loss = policy(batch)
@@ -148,12 +143,14 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
             step_losses.append(loss.detach())
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
+        if ema is not None:
+            ema.step(unwrapped.parameters())
         mean_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
         samples_seen = (step + 1) * layout.effective_batch
         rate = (step + 1 - start_step) * layout.effective_batch / (time.perf_counter() - started)
         log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr, "samples_per_s": rate})
         progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-        if accelerator.is_main_process and progress.disable and (step + 1) % LOG_EVERY == 0:
+        if accelerator.is_main_process and not interactive and (step + 1) % LOG_EVERY == 0:
             print(f"step {step + 1}/{train['max_steps']} loss {mean_loss:.4f} lr {lr:.2e} {rate:.0f} samples/s", flush=True)
 
     out_dir = paths.checkpoint(until_step)
@@ -162,6 +159,6 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         samples_seen = until_step * layout.effective_batch
         state = {"step": until_step, "samples_seen": samples_seen, "epoch": order.epoch(samples_seen),
                  "effective_batch": layout.effective_batch, "layout": asdict(layout)}
-        save_checkpoint(out_dir, unwrapped, optimizer, scheduler, stats, state, pd.DataFrame(log_rows))
+        save_checkpoint(out_dir, unwrapped, optimizer, scheduler, ema, stats, state, pd.DataFrame(log_rows))
     accelerator.wait_for_everyone()
     return out_dir

@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 
 from rdtflow.data.episode import write_episode
-from rdtflow.train.samples import BatchLayout, SampleOrder, StepSamples, diffusion_draws
+from rdtflow.train.layout import BatchLayout
+from rdtflow.train.samples import SampleOrder, StepSamples, diffusion_draws
 
 DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images",
             "cameras": ["cam_high", "cam_left_wrist"]}

@@ -1,15 +1,15 @@
 # Helpers shared by the rules: config validation, paths, per-stage settings.
 from pathlib import Path
 
-from snakemake.utils import validate
-
-from rdtflow.config import checkpoint_steps
+from rdtflow.config import checkpoint_steps, validate_config
 from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
 from rdtflow.stages import stage_config_json
 from rdtflow.train.launch import accelerate_launch_args
 
 
-validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+# Schema (workflow/schemas/config.schema.yaml) with defaults, the hardware profile, and the
+# training lints: a bad config stops here, before any job runs.
+validate_config(config)
 
 PATHS = RunPaths.from_config(config)
 CHECKPOINT_STEPS = checkpoint_steps(config["train"])

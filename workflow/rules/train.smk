@@ -1,3 +1,19 @@
+# The plan (launch line, batch layout, memory estimate) is recorded before training starts.
+
+
+rule plan:
+    input:
+        manifest=str(PATHS.manifest),
+    output:
+        str(PATHS.plan),
+    params:
+        settings=settings("plan"),
+    log:
+        log_file("plan"),
+    shell:
+        "rdtflow plan --config {params.settings:q} > {log} 2>&1"
+
+
 # One job per checkpoint period: evaluation of checkpoint N starts while N+1 trains, and a
 # killed job never costs the checkpoints already written.
 
@@ -5,6 +21,7 @@
 rule train:
     input:
         unpack(previous_checkpoint),
+        plan=str(PATHS.plan),
         manifest=str(PATHS.manifest),
         stats=str(PATHS.stats),
         language=str(PATHS.language),
@@ -15,8 +32,8 @@ rule train:
     params:
         settings=settings("train"),
         resume=resume_argument,
-        launch=accelerate_launch_args(config["train"]),
-    threads: config["train"]["threads"]
+        launch=accelerate_launch_args(config["hardware"]),
+    threads: config["hardware"]["cpu_threads"]
     log:
         log_file("train/checkpoint-{step}"),
     shell:

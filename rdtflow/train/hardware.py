@@ -1,0 +1,112 @@
+"""Hardware profiles and the batch layout they give: micro-batch x accumulation x processes.
+
+The effective batch is a training setting (train.effective_batch); the profile only says how
+to reach it on given hardware. A profile that cannot reach it exactly is an error, because a
+different effective batch is a different training run, silently.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from rdtflow.train.memory import ModelFootprint, estimate_peak
+from rdtflow.train.layout import BatchLayout
+
+SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "hardware.schema.yaml"
+PROFILE_DIRS = (Path("config") / "hardware", Path(__file__).parents[2] / "config" / "hardware")
+
+
+class LayoutError(ValueError):
+    """The profile cannot train with the configured effective batch."""
+
+
+def shipped_profiles() -> list[str]:
+    """Names of the profiles in config/hardware/."""
+    return sorted({path.stem for folder in PROFILE_DIRS if folder.is_dir() for path in folder.glob("*.yaml")})
+
+
+def load_profile(spec: str | dict) -> dict:
+    """A validated profile with defaults, from a shipped name, a YAML path or an inline mapping."""
+    from snakemake.utils import validate
+
+    if isinstance(spec, dict):
+        profile = dict(spec)
+    else:
+        candidates = [Path(spec)] if spec.endswith((".yaml", ".yml")) else [d / f"{spec}.yaml" for d in PROFILE_DIRS]
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"hardware: no profile '{spec}' (looked for {', '.join(str(c) for c in candidates)}); "
+                f"shipped profiles: {', '.join(shipped_profiles())}"
+            )
+        profile = {"name": found.stem, **(yaml.safe_load(found.read_text()) or {})}
+    validate(profile, str(SCHEMA_PATH), set_default=True)
+    return profile
+
+
+def process_count(profile: dict) -> int:
+    per_node = profile["gpus_per_node"] if profile["device"] == "gpu" else profile["processes_per_node"]
+    return profile["nodes"] * per_node
+
+
+def usable_memory_gib(profile: dict) -> float | None:
+    memory = profile["gpu_memory_gib"]
+    return None if memory is None else memory * (1 - profile["memory_safety_margin"])
+
+
+def _reachable(effective_batch: int, micro_batch: int, processes: int) -> int | None:
+    """The accumulation that makes micro x accumulation x processes = effective, if any."""
+    per_step = micro_batch * processes
+    return effective_batch // per_step if effective_batch % per_step == 0 else None
+
+
+def fixed_layout(profile: dict, effective_batch: int) -> BatchLayout:
+    """The layout of a profile with a numeric micro-batch, or a LayoutError naming the numbers."""
+    processes = process_count(profile)
+    micro = profile["per_device_batch"]
+    name = profile.get("name", "inline")
+    derived = _reachable(effective_batch, micro, processes)
+    accumulation = profile["gradient_accumulation"] or derived
+    if accumulation is None or micro * accumulation * processes != effective_batch:
+        reached = micro * (accumulation or 1) * processes
+        fix = (
+            f"set gradient_accumulation to {derived}" if derived
+            else f"{micro} x {processes} processes = {micro * processes} does not divide {effective_batch}; "
+                 "choose a per_device_batch that does, or per_device_batch: auto"
+        )
+        raise LayoutError(
+            f"hardware profile '{name}' cannot reach train.effective_batch {effective_batch}: per_device_batch "
+            f"{micro} x gradient_accumulation {accumulation or 1} x {processes} processes = {reached}; {fix}"
+        )
+    return BatchLayout(micro, accumulation, processes)
+
+
+def auto_layout(profile: dict, effective_batch: int, footprint: ModelFootprint) -> BatchLayout:
+    """Largest micro-batch that divides the per-process batch and fits memory with the margin."""
+    processes = process_count(profile)
+    capacity = usable_memory_gib(profile)
+    name = profile.get("name", "inline")
+    if capacity is None:
+        raise LayoutError(f"hardware profile '{name}': per_device_batch auto needs gpu_memory_gib")
+    if effective_batch % processes:
+        raise LayoutError(f"hardware profile '{name}': {processes} processes do not divide train.effective_batch {effective_batch}")
+    per_process = effective_batch // processes
+    for micro in sorted((d for d in range(1, per_process + 1) if per_process % d == 0), reverse=True):
+        accumulation = per_process // micro
+        peak = estimate_peak(footprint, micro, accumulation, processes, profile["param_dtype"]).total_gib
+        if peak <= capacity:
+            return BatchLayout(micro, accumulation, processes)
+    smallest = estimate_peak(footprint, 1, per_process, processes, profile["param_dtype"]).total_gib
+    raise LayoutError(
+        f"hardware profile '{name}': even micro-batch 1 needs an estimated {smallest:.1f} GiB, more than the "
+        f"{capacity:.1f} GiB usable of {profile['gpu_memory_gib']} GiB; use bigger cards, param_dtype bf16, or "
+        "precomputed image features"
+    )
+
+
+def resolve_layout(profile: dict, effective_batch: int, footprint: ModelFootprint) -> BatchLayout:
+    if profile["per_device_batch"] == "auto":
+        return auto_layout(profile, effective_batch, footprint)
+    return fixed_layout(profile, effective_batch)

@@ -1,0 +1,157 @@
+"""Hardware profiles, the memory model, `rdtflow plan` and the training-config lints."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rdtflow.config import ConfigError, validate_config
+from rdtflow.train.hardware import LayoutError, load_profile, shipped_profiles
+from rdtflow.train.launch import accelerate_launch_args
+from rdtflow.train.memory import MEASUREMENTS, ModelFootprint, estimate_peak
+from rdtflow.train.plan import make_plan, write_plan
+
+REPO = Path(__file__).resolve().parents[2]
+PAPER = yaml.safe_load((REPO / "config" / "paper" / "rdt1b-finetune.yaml").read_text())
+RDT1B = ModelFootprint(params=1_228_319_872, hidden_size=2048, depth=28, action_tokens=67,
+                       condition_tokens=4374 + 32, vision_params_in_loop=428_225_600)
+PROFILES = ["cpu", "a800-80g-x8", "rtx4090-48g-x8", "gpu60-80g-x8", "h100-80g-x8", "gpu24g-x1", "h100-80g-2x8"]
+
+
+def paper(**changes) -> dict:
+    config = copy.deepcopy(PAPER)
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config[section][field] = value
+        else:
+            config[section] = value
+    return config
+
+
+def test_every_required_profile_ships():
+    assert set(PROFILES) <= set(shipped_profiles())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_plan_works_for_the_paper_config_on_every_profile(profile):
+    plan = make_plan(validate_config(paper(hardware=profile)), manifest_samples=None)
+    layout = plan.layout
+    assert plan.effective_batch == layout["micro_batch"] * layout["accumulation"] * layout["processes"] == 256
+    assert plan.launch_command.startswith("accelerate launch ") and "-m rdtflow.cli train" in plan.launch_command
+    assert plan.parameters == 1_228_319_872 and plan.peak_gib > 0
+    assert "peak memory" in plan.text() and "256 =" in plan.text()
+
+
+def test_seed_recipe_layouts_and_planner_choices():
+    def layout(profile: str) -> tuple[int, int, int]:
+        value = make_plan(validate_config(paper(hardware=profile)), None).layout
+        return value["micro_batch"], value["accumulation"], value["processes"]
+
+    assert layout("a800-80g-x8") == (32, 1, 8)
+    assert layout("rtx4090-48g-x8") == (4, 8, 8)
+    assert layout("gpu60-80g-x8") == (16, 2, 8)
+    assert layout("h100-80g-2x8") == (16, 1, 16)
+    assert layout("gpu24g-x1") == (8, 32, 1)  # auto: 16 would not fit 24 GiB
+
+
+@pytest.mark.parametrize("mode", ["bf16-params", "fp32-master"])
+def test_memory_model_reproduces_the_h200_measurements(mode):
+    rows = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines()]
+    checked = 0
+    for row in rows:
+        if row["mode"] != mode or not row["vision"]:
+            continue
+        dtype = "bf16" if mode == "bf16-params" else "fp32"
+        estimate = estimate_peak(RDT1B, row["batch"], row["accum"], 1, dtype).total_gib
+        assert estimate == pytest.approx(row["peak_alloc_gib"], rel=0.05), row
+        checked += 1
+    assert checked >= 3
+
+
+def test_ddp_adds_one_gradient_copy_and_precomputed_features_drop_the_tower():
+    single = estimate_peak(RDT1B, 32, 1, 1, "bf16").total_gib
+    assert estimate_peak(RDT1B, 32, 1, 8, "bf16").total_gib - single == pytest.approx(2.29, abs=0.05)
+    no_tower = ModelFootprint(**{**RDT1B.__dict__, "vision_params_in_loop": 0})
+    assert single - estimate_peak(no_tower, 32, 1, 1, "bf16").total_gib == pytest.approx(0.8, abs=0.01)
+
+
+def test_a_profile_that_cannot_reach_the_effective_batch_names_the_numbers():
+    profile = {"device": "gpu", "gpus_per_node": 8, "gpu_memory_gib": 80, "per_device_batch": 24}
+    with pytest.raises(LayoutError, match=r"per_device_batch 24 x gradient_accumulation 1 x 8 processes = 192.*256"):
+        validate_config(paper(hardware=profile))
+    wrong_accumulation = {**profile, "per_device_batch": 16, "gradient_accumulation": 4}
+    with pytest.raises(LayoutError, match=r"= 512.*set gradient_accumulation to 2"):
+        validate_config(paper(hardware=wrong_accumulation))
+
+
+def test_plan_warns_when_the_micro_batch_will_not_fit():
+    profile = {"device": "gpu", "gpus_per_node": 8, "gpu_memory_gib": 48, "param_dtype": "bf16",
+               "mixed_precision": "bf16", "per_device_batch": 32}
+    plan = make_plan(validate_config(paper(hardware={**profile, "per_device_batch": 32}, train__effective_batch=256)), None)
+    assert not plan.warnings  # 32 fits a 48 GB card (measured 38.7 GiB + DDP buckets)
+    too_big = make_plan(validate_config(paper(hardware={**profile, "gpu_memory_gib": 24})), None)
+    assert too_big.warnings and "will run out of memory" in too_big.warnings[0]
+    assert "GiB usable of 24 GiB" in too_big.warnings[0]
+
+
+def test_plan_says_when_a_larger_micro_batch_fits_and_is_faster():
+    plan = make_plan(validate_config(paper(hardware="rtx4090-48g-x8")), None)
+    assert len(plan.suggestions) == 1
+    assert "per_device_batch 32 x gradient_accumulation 1 also fits" in plan.suggestions[0]
+    assert "41.5 vs 34.9 samples/s" in plan.suggestions[0]
+    eight_24gb = {"device": "gpu", "gpus_per_node": 8, "gpu_memory_gib": 24, "param_dtype": "bf16",
+                  "mixed_precision": "bf16", "per_device_batch": 4}
+    plan = make_plan(validate_config(paper(hardware=eight_24gb)), None)
+    assert "per_device_batch 8 x gradient_accumulation 4 also fits" in plan.suggestions[0]
+
+
+def test_auto_micro_batch_needs_the_card_memory():
+    with pytest.raises(LayoutError, match="gpu_memory_gib"):
+        make_plan(validate_config(paper(hardware={"device": "gpu", "gpus_per_node": 8, "per_device_batch": "auto"})), None)
+
+
+def test_plan_is_recorded_in_the_run_results(tmp_path, capsys):
+    config = validate_config(paper(results_dir=str(tmp_path)))
+    write_plan(config)
+    recorded = json.loads((tmp_path / "rdt1b-finetune" / "plan.json").read_text())
+    assert recorded["effective_batch"] == 256 and recorded["layout"]["micro_batch"] == 32
+    assert (tmp_path / "rdt1b-finetune" / "plan.txt").read_text().strip() == capsys.readouterr().out.strip()
+
+
+def test_launch_arguments_per_profile():
+    assert accelerate_launch_args(load_profile("cpu")).startswith("--cpu --num_processes 1")
+    assert accelerate_launch_args(load_profile("a800-80g-x8")).startswith("--multi_gpu --num_processes 8 --num_machines 1")
+    assert "--num_machines 2" in accelerate_launch_args(load_profile("h100-80g-2x8"))
+    two_cpu = load_profile({"device": "cpu", "processes_per_node": 2, "per_device_batch": 4})
+    assert accelerate_launch_args(two_cpu).startswith("--multi_gpu --num_processes 2")  # torchrun, gloo on CPU
+
+
+def test_unknown_profile_lists_the_shipped_ones():
+    with pytest.raises(FileNotFoundError, match="a800-80g-x8"):
+        validate_config(paper(hardware="a100-typo"))
+
+
+def test_warmup_with_a_constant_schedule_is_an_error_that_names_the_fix():
+    with pytest.raises(ConfigError, match="constant_with_warmup"):
+        validate_config(paper(train__lr_scheduler="constant"))
+    validate_config(paper(train__lr_scheduler="constant", train__lr_warmup_steps=0))
+
+
+def test_warmup_longer_than_the_run_is_an_error():
+    with pytest.raises(ConfigError, match="lr_warmup_steps.*max_steps"):
+        validate_config(paper(train__max_steps=4000))
+
+
+def test_checkpoint_period_longer_than_the_run_is_an_error():
+    with pytest.raises(ConfigError, match="checkpointing_period"):
+        validate_config(paper(train__checkpointing_period=200_000))
+
+
+def test_precomputed_features_need_a_frozen_tower():
+    with pytest.raises(ConfigError, match="train_vision"):
+        validate_config(paper(model={**PAPER["model"], "precompute_image_features": True, "train_vision": True}))
