@@ -106,6 +106,13 @@ def _baseline(config: dict, args: argparse.Namespace) -> None:
     print(f"baseline: success {result['success_rate']:.1%} on {result['n_episodes']} held-out episodes")
 
 
+def _export(config: dict, args: argparse.Namespace) -> None:
+    from rdtflow.model.weights import export_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out)
+    print(f"exported {args.checkpoint} to {out} (official RDT layout: config.json + model.safetensors, ema/)")
+
+
 def _report(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.report.html import write_report
 
@@ -156,6 +163,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, required=True, help="JSON file to write (eval/checkpoint-{step}.json)")
     baseline = stage("baseline", _baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes.")
     baseline.add_argument("--out", type=Path, required=True, help="JSON file to write (eval/baseline.json)")
+    export = stage("export", _export, "Write a checkpoint in the official RDT layout (config.json + model.safetensors, "
+                   "ema/ when kept, stats.json) for RDT's own inference code.")
+    export.add_argument("--checkpoint", type=Path, required=True, help="train/checkpoint-{step} folder")
+    export.add_argument("--out", type=Path, required=True, help="folder to write")
     stage("report", _report, "Write the self-contained HTML report: report/index.html.")
     return parser
 

@@ -23,6 +23,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "train": ("seed", "demos", "data", "encoders", "model", "train", "hardware"),
     "eval": ("data", "demos", "encoders", "model", "train", "eval"),
     "baseline": ("data", "demos", "model", "eval"),
+    "export": (),
     "report": ("seed", "demos", "data", "split", "encoders", "model", "train", "hardware", "eval"),
 }
 

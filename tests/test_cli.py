@@ -6,7 +6,7 @@ import pytest
 
 from rdtflow.cli import main
 
-STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval", "baseline", "report"]
+STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval", "baseline", "export", "report"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -42,6 +42,8 @@ class RDTConfig:
     state_token_dim: int = UNIFIED_DIM
     max_lang_cond_len: int = 1024
     img_cond_len: int = 4374
+    lang_pos_embed_config: list = field(default_factory=lambda: [["lang", -1024]])
+    img_pos_embed_config: list = field(default_factory=lambda: [["image", [2, 3, -729]]])
     lang_adaptor: str = "mlp2x_gelu"
     img_adaptor: str = "mlp2x_gelu"
     state_adaptor: str = "mlp3x_gelu"
@@ -57,6 +59,12 @@ class RDTConfig:
         known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
         known["noise_scheduler"] = NoiseSchedulerConfig(**values.get("noise_scheduler", {}))
         return cls(**known)
+
+    def architecture_differences(self, other: "RDTConfig") -> list[str]:
+        """Fields that decide tensor shapes and differ between two configs."""
+        names = ("action_dim", "pred_horizon", "lang_token_dim", "img_token_dim", "state_token_dim",
+                 "max_lang_cond_len", "img_cond_len", "lang_adaptor", "img_adaptor", "state_adaptor", "rdt")
+        return [f"{n}: {getattr(self, n)} vs {getattr(other, n)}" for n in names if getattr(self, n) != getattr(other, n)]
 
 
 def mlp_adaptor(kind: str, in_features: int, out_features: int) -> nn.Sequential:

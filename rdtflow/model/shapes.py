@@ -83,13 +83,16 @@ def encoder_shapes(config: dict) -> EncoderShapes:
 def policy_config(config: dict, shapes: EncoderShapes) -> RDTConfig:
     """The RDT config of this run: sizes from the config, token widths from the encoders."""
     model = config["model"]
-    image_slots = model["img_history_size"] * len(config["data"]["cameras"])
+    history, cameras = model["img_history_size"], len(config["data"]["cameras"])
+    max_lang = config["encoders"]["max_lang_tokens"]
     return RDTConfig(
         pred_horizon=model["pred_horizon"],
         lang_token_dim=shapes.lang_token_dim,
         img_token_dim=shapes.img_token_dim,
-        max_lang_cond_len=config["encoders"]["max_lang_tokens"],
-        img_cond_len=image_slots * shapes.tokens_per_image,
+        max_lang_cond_len=max_lang,
+        img_cond_len=history * cameras * shapes.tokens_per_image,
+        lang_pos_embed_config=[["lang", -max_lang]],
+        img_pos_embed_config=[["image", [history, cameras, -shapes.tokens_per_image]]],
         rdt={"hidden_size": model["hidden_size"], "depth": model["depth"], "num_heads": model["num_heads"]},
         noise_scheduler=NoiseSchedulerConfig(
             num_train_timesteps=model["num_train_timesteps"],

@@ -108,7 +108,7 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
 
-def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, Any]) -> str:
+def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, Any], training: str) -> str:
     """The answer first: which checkpoint to use, how often it succeeds, against what baseline."""
     baseline_name = html.escape(str(baseline.get("policy", "baseline")))
     if is_missing(best["success_rate"]):
@@ -125,7 +125,19 @@ def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, A
         f"open-loop MSE {format_number(baseline.get('open_loop_mse'))}</p>"
         f"<p>Final checkpoint (step {final['step']}): {describe_success(final['success_rate'])}, "
         f"open-loop MSE {format_number(final['open_loop_mse'])}</p>"
+        f"{training}"
         "</div>"
+    )
+
+
+def _training_line(checkpoint_dirs: list[Path]) -> str:
+    """How the run trained, from the last checkpoint: runs with equal effective batches compare."""
+    state = read_json(Path(checkpoint_dirs[-1]) / "trainer_state.json")
+    layout = state["layout"]
+    return (
+        f"<p>Trained {state['step']} optimizer steps ({state['epoch']:.2f} epochs of the full-step manifest), "
+        f"effective batch {state['effective_batch']} = {layout['micro_batch']} per device x "
+        f"{layout['accumulation']} accumulation x {layout['processes']} processes</p>"
     )
 
 
@@ -230,7 +242,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, ch
     plot_success(evals_df, baseline, out_dir / SUCCESS_PNG)
 
     sections = [
-        _headline(best, eval_rows[-1], baseline),
+        _headline(best, eval_rows[-1], baseline, _training_line(checkpoint_dirs)),
         _config_section(config),
         _validation_section(read_json(validation_json)),
         _split_section(load_split_counts(index_parquet)),

@@ -30,8 +30,9 @@ from tqdm import tqdm
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
-from rdtflow.model.policy import RDTPolicy
+from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.shapes import encoder_shapes, policy_config
+from rdtflow.model.weights import load_strict, read_state_dict
 from rdtflow.paths import RunPaths, encoder_dirs
 from rdtflow.train.checkpoint import WEIGHTS, load_training_state, save_checkpoint
 from rdtflow.train.layout import BatchLayout
@@ -57,11 +58,22 @@ class MicroBatches(torch.utils.data.Sampler):
 
 
 def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
-    """Same seed on every process, so all start from identical weights; then the checkpoint."""
+    """Same seed on every process, so all start from identical weights; then the previous
+    checkpoint of this run, or the pretrained RDT the config names."""
     torch.manual_seed(config["seed"])
-    policy = RDTPolicy(policy_config(config, encoder_shapes(config)))
+    planned = policy_config(config, encoder_shapes(config))
+    policy = RDTPolicy(planned)
     if resume_from is not None:
         policy.load_state_dict(load_file(str(resume_from / WEIGHTS)), strict=True)
+    elif config["model"]["pretrained"] is not None:
+        pretrained = Path(config["model"]["pretrained"])
+        differences = RDTConfig.from_json(pretrained / "config.json").architecture_differences(planned)
+        if differences:
+            raise ValueError(
+                f"model.pretrained {pretrained} has another architecture than this config describes "
+                f"(checkpoint vs config): {'; '.join(differences)}; set model/encoders/data to match it"
+            )
+        load_strict(policy, read_state_dict(pretrained), pretrained)
     if config["hardware"]["param_dtype"] == "bf16":
         policy.model.to(torch.bfloat16)  # as RDT: transformer in bf16, adaptors in fp32
     return policy

@@ -18,6 +18,7 @@ from rdtflow.report.collect import (
 from rdtflow.report.html import write_report
 
 STEPS = [100, 200, 300]
+LAYOUT = {"micro_batch": 16, "accumulation": 2, "processes": 2}
 SCRIPT_EPISODE = "<script>alert(1)</script>"
 EPISODES = ["episode_00001", SCRIPT_EPISODE]
 CONFIG = {"run": "demo-run", "seed": 0, "demos": {"generate": True, "sim": {"max_steps": 70}},
@@ -61,7 +62,8 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         steps = range(period * 100 + 1, step + 1)
         pd.DataFrame({"step": steps, "epoch": 0, "loss": [1.0 / s for s in steps],
                       "lr": 5e-4, "samples_per_s": 100.0}).to_csv(directory / "train_log.csv", index=False)
-        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step * 64, "epoch": 0})
+        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step * 64, "epoch": 0.5,
+                                                       "effective_batch": 64, "layout": LAYOUT})
         checkpoint_dirs.append(directory)
     eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
                               _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period)))
@@ -149,7 +151,8 @@ def test_training_log_is_sorted_and_deduplicated(tmp_path: Path) -> None:
         directory.mkdir()
         pd.DataFrame({"step": logged_steps, "epoch": 0, "loss": loss, "lr": 1e-4, "samples_per_s": 1.0}) \
             .to_csv(directory / "train_log.csv", index=False)
-        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step, "epoch": 0})
+        _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step, "epoch": 0.5,
+                                                       "effective_batch": 64, "layout": LAYOUT})
         directories.append(directory)
     log = load_training_log(directories)
     assert log["step"].tolist() == [1, 2, 3, 4]
@@ -162,3 +165,8 @@ def test_evaluations_keep_null_success_as_nan(tmp_path: Path) -> None:
     assert evals["step"].tolist() == [10, 20]
     assert evals["success_rate"].isna().all()
     assert best_checkpoint(evals)["success_rate"] is None
+
+
+def test_headline_states_the_batch_layout(page: str) -> None:
+    assert "effective batch 64 = 16 per device x 2 accumulation x 2 processes" in page
+    assert "Trained 300 optimizer steps" in page

@@ -1,0 +1,89 @@
+"""RDT weights in the official checkpoint layout: strict loading and export.
+
+The published RDT checkpoints are a folder with a flat `config.json` and `pytorch_model.bin`
+(or `model.safetensors`). rdtflow's tensor names equal the official ones, so they load with
+strict=True; anything missing, unexpected or of another shape is an error naming the tensor,
+never a silently random layer. A `.bin` is unpickled with `weights_only=True` (no code from
+the file runs); rdtflow writes only safetensors.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from rdtflow.model.policy import RDTConfig, RDTPolicy
+
+CONFIG = "config.json"
+SAFETENSORS = "model.safetensors"
+PICKLE = "pytorch_model.bin"
+
+
+class WeightsMismatch(ValueError):
+    """A checkpoint whose tensors do not fit the model exactly."""
+
+
+def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an official-layout folder: safetensors if present, else the .bin."""
+    folder = Path(folder)
+    if (folder / SAFETENSORS).is_file():
+        return load_file(str(folder / SAFETENSORS))
+    if (folder / PICKLE).is_file():
+        return torch.load(folder / PICKLE, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(f"{folder}: no {SAFETENSORS} or {PICKLE}; point model.pretrained at an RDT checkpoint folder")
+
+
+def load_strict(policy: RDTPolicy, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    """Copy every tensor into the model (casting dtypes), or say exactly which ones do not fit."""
+    expected = policy.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [
+        f"{name}: checkpoint {tuple(tensors[name].shape)}, model {tuple(expected[name].shape)}"
+        for name in sorted(set(expected) & set(tensors))
+        if tensors[name].shape != expected[name].shape
+    ]
+    problems = (
+        [f"missing tensor {name}" for name in missing[:10]]
+        + [f"unexpected tensor {name}" for name in unexpected[:10]]
+        + [f"shape mismatch {line}" for line in mismatched[:10]]
+    )
+    if problems:
+        counts = f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatched)} of another shape"
+        raise WeightsMismatch(f"{source} does not fit the model ({counts}):\n  " + "\n  ".join(problems))
+    policy.load_state_dict(tensors, strict=True)
+
+
+def load_pretrained(folder: Path) -> RDTPolicy:
+    """An RDT policy with the architecture and weights of a checkpoint folder."""
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file():
+        raise FileNotFoundError(f"model.pretrained: {folder} has no {CONFIG}")
+    policy = RDTPolicy(RDTConfig.from_json(folder / CONFIG))
+    load_strict(policy, read_state_dict(folder), folder)
+    return policy
+
+
+def export_checkpoint(checkpoint_dir: Path, out_dir: Path) -> Path:
+    """Write a training checkpoint in the official layout: config.json + model.safetensors,
+    ema/ (same layout) when the run kept an EMA, and rdtflow's stats.json for normalisation."""
+    from rdtflow.train.checkpoint import EMA_WEIGHTS, STATS, WEIGHTS
+
+    checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
+    config = RDTConfig.from_json(checkpoint_dir / CONFIG)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    variants = [(checkpoint_dir / WEIGHTS, out_dir)]
+    if (checkpoint_dir / EMA_WEIGHTS).is_file():
+        variants.append((checkpoint_dir / EMA_WEIGHTS, out_dir / "ema"))
+    for weights, target in variants:
+        target.mkdir(parents=True, exist_ok=True)
+        tensors = load_file(str(weights))
+        policy = RDTPolicy(config)
+        load_strict(policy, tensors, weights)  # never export something that would not load back
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / SAFETENSORS), metadata={"format": "pt"})
+        config.to_json(target / CONFIG)
+    shutil.copy(checkpoint_dir / STATS, out_dir / STATS)
+    return out_dir
