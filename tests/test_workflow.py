@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.sizes import TINY_ENCODERS, TINY_MODEL
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
@@ -24,10 +26,8 @@ REDUCED = {
     "run": "e2e",
     "demos": {"generate": True, "n_episodes": 14, "sim": {"image_size": 32}},
     "split": {"held_out": 4},
-    "encoders": {"tiny_vision": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                 "intermediate_size": 32, "patch_size": 8},
-                 "tiny_text": {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2}},
-    "model": {"hidden_size": 32, "depth": 2, "num_heads": 2, "pred_horizon": 8},
+    "encoders": TINY_ENCODERS,
+    "model": {**TINY_MODEL, "pred_horizon": 8},
     "hardware": {"device": "cpu", "per_device_batch": 4},  # accumulation 2, derived
     "train": {"max_steps": 6, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1,
               "checkpoints_total_limit": 2},

@@ -20,16 +20,15 @@ from safetensors.torch import load_file
 
 from rdtflow.cli import main as rdtflow
 from rdtflow.train.launch import accelerate_launch_args
+from tests.sizes import TINY_ENCODERS, TINY_MODEL
 
 STEPS = 3
 BASE = {
     "run": "equivalence",
     "demos": {"generate": True, "n_episodes": 6, "sim": {"image_size": 32}},
     "split": {"held_out": 2},
-    "encoders": {"tiny_vision": {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-                                 "intermediate_size": 32, "patch_size": 8},
-                 "tiny_text": {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2}},
-    "model": {"hidden_size": 32, "depth": 2, "num_heads": 2, "pred_horizon": 4},
+    "encoders": TINY_ENCODERS,
+    "model": {**TINY_MODEL, "pred_horizon": 4},
     "train": {"max_steps": STEPS, "checkpointing_period": STEPS, "effective_batch": 8, "lr_warmup_steps": 2,
               "learning_rate": 0.001, "ema_decay": 0.9},
 }
