@@ -89,13 +89,19 @@ def _train(config: dict, args: argparse.Namespace) -> None:
     print(f"checkpoint written: {out}")
 
 
+def _success_text(result: dict) -> str:
+    if result["success_rate"] is None:
+        return "no simulator, so no success rate"
+    return f"success {result['success_rate']:.1%}"
+
+
 def _eval(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.evaluate.run import evaluate_checkpoint
     from rdtflow.train.retention import apply_retention
 
     result = evaluate_checkpoint(config, args.checkpoint, args.out)
     apply_retention(config, checkpoint_steps(config["train"]))
-    print(f"{args.checkpoint.name}: success {result['success_rate']:.1%} on {result['n_episodes']} held-out episodes, "
+    print(f"{args.checkpoint.name}: {_success_text(result)} on {result['n_episodes']} held-out episodes, "
           f"open-loop MSE {result['open_loop_mse']:.4f}")
 
 
@@ -103,7 +109,8 @@ def _baseline(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.evaluate.run import evaluate_baseline
 
     result = evaluate_baseline(config, args.out)
-    print(f"baseline: success {result['success_rate']:.1%} on {result['n_episodes']} held-out episodes")
+    print(f"baseline: {_success_text(result)} on {result['n_episodes']} held-out episodes, "
+          f"open-loop MSE {result['open_loop_mse']:.4f}")
 
 
 def _export(config: dict, args: argparse.Namespace) -> None:

@@ -38,6 +38,11 @@ def _lint_training(config: dict) -> None:
             f"({train['max_steps']}): no checkpoint before the last step; lower the period"
         )
     model = config["model"]
+    if model["precompute_image_features"] and train["augment"]["image"]:
+        raise ConfigError(
+            "train.augment.image changes every frame, so its features cannot be precomputed: set "
+            "model.precompute_image_features to false or train.augment.image to false"
+        )
     if model["precompute_image_features"] and model["train_vision"]:
         raise ConfigError(
             "model.precompute_image_features needs a frozen vision tower: set model.train_vision to false "

@@ -39,9 +39,9 @@ def open_loop_rows(episodes: pd.DataFrame, stride: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def open_loop_mse(policy: ChunkPolicy, samples: StepSamples, action_normalizer: Normalizer) -> float:
-    """Mean squared error of predicted vs recorded action chunks, in normalised units
-    (the scale of the training loss), over held-out recorded steps."""
+def open_loop_errors(policy: ChunkPolicy, samples: StepSamples, action_normalizer: Normalizer) -> np.ndarray:
+    """Squared error (N, H, D) of predicted vs recorded action chunks at N held-out recorded
+    steps, in normalised units (the scale of the training loss)."""
     errors = []
     for start in range(0, len(samples), OPEN_LOOP_BATCH):
         raw = collate([samples.sample(i) for i in range(start, min(start + OPEN_LOOP_BATCH, len(samples)))])
@@ -53,44 +53,73 @@ def open_loop_mse(policy: ChunkPolicy, samples: StepSamples, action_normalizer: 
             steps=np.array([row.step for row in samples.rows[start : start + len(raw["qpos"])]]),
         )
         predicted = policy(observations)
-        errors.append(
-            (action_normalizer.normalize(predicted) - action_normalizer.normalize(raw["action"])) ** 2
-        )
-    return float(np.concatenate(errors).mean())
+        errors.append((action_normalizer.normalize(predicted) - action_normalizer.normalize(raw["action"])) ** 2)
+    return np.concatenate(errors)
+
+
+def dimension_group(state_name: str) -> str:
+    """Coarse groups for reporting: arm joints and grippers fail differently."""
+    for marker, group in (("gripper", "grippers"), ("arm_joint", "arm joints"), ("eef", "end effector"), ("base", "base")):
+        if marker in state_name:
+            return group
+    return "other"
+
+
+def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: list[str]) -> dict:
+    """Overall, per-episode and per-dimension-group mean squared error."""
+    groups = [dimension_group(name) for name in state_names]
+    by_episode = pd.Series(errors.mean(axis=(1, 2))).groupby(episode_ids).mean()
+    return {
+        "open_loop_mse": float(errors.mean()),
+        "open_loop_mse_by_group": {
+            group: float(errors[..., [g == group for g in groups]].mean()) for group in dict.fromkeys(groups)
+        },
+        "episode_mse": {episode: float(value) for episode, value in by_episode.items()},
+    }
 
 
 def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, step: int | None, out_path: Path) -> dict:
-    """Closed-loop success on held-out initial states plus open-loop action error; writes JSON."""
-    if list(config["data"]["cameras"]) != [CAMERA]:
-        raise ValueError(f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}'; data.cameras is {config['data']['cameras']}")
+    """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
+    from their initial states when a simulator exists; writes the JSON of docs/formats.md."""
     paths = RunPaths.from_config(config)
     episodes = held_out_episodes(paths.index)
-    resets = [load_reset(read_attributes(Path(path))) for path in episodes["path"]]
-    outcomes = run_closed_loop(
+    outcomes = closed_loop_outcomes(config, policy, episodes) if config["demos"]["generate"] else [{}] * len(episodes)
+    rows = open_loop_rows(episodes, config["eval"]["open_loop_stride"])
+    samples = StepSamples(rows, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"])
+    summary = open_loop_summary(
+        open_loop_errors(policy, samples, action_normalizer), list(rows["episode_id"]), config["data"]["state_names"]
+    )
+    result = {
+        "step": step,
+        "policy": policy.name,
+        "simulator": bool(config["demos"]["generate"]),
+        # Without a simulator there is no success rate: null, never an invented number.
+        "success_rate": float(np.mean([o["success"] for o in outcomes])) if config["demos"]["generate"] else None,
+        "n_episodes": len(episodes),
+        "open_loop_mse": summary["open_loop_mse"],
+        "open_loop_mse_by_group": summary["open_loop_mse_by_group"],
+        "episodes": [
+            {"episode_id": e, "open_loop_mse": summary["episode_mse"].get(e), **o}
+            for e, o in zip(episodes["episode_id"], outcomes)
+        ],
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def closed_loop_outcomes(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> list[dict]:
+    """Re-simulate each held-out episode from its stored initial state with `policy`."""
+    if list(config["data"]["cameras"]) != [CAMERA]:
+        raise ValueError(f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}'; data.cameras is {config['data']['cameras']}")
+    return run_closed_loop(
         policy,
-        resets,
+        [load_reset(read_attributes(Path(path))) for path in episodes["path"]],
         list(episodes["instruction"]),
         TaskSettings.from_config(config["demos"]["sim"]),
         config["eval"]["execute_horizon"],
         config["model"]["img_history_size"],
     )
-    samples = StepSamples(
-        open_loop_rows(episodes, config["eval"]["open_loop_stride"]),
-        config["data"],
-        config["model"]["pred_horizon"],
-        config["model"]["img_history_size"],
-    )
-    result = {
-        "step": step,
-        "policy": policy.name,
-        "success_rate": float(np.mean([o["success"] for o in outcomes])),
-        "n_episodes": len(outcomes),
-        "open_loop_mse": open_loop_mse(policy, samples, action_normalizer),
-        "episodes": [{"episode_id": e, **o} for e, o in zip(episodes["episode_id"], outcomes)],
-    }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=1))
-    return result
 
 
 def evaluate_checkpoint(config: dict, checkpoint_dir: Path, out_path: Path) -> dict:

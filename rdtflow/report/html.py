@@ -192,15 +192,18 @@ def _figure_section(title: str, png: Path, caption: str) -> str:
                            f"<p>{html.escape(caption)}</p>")
 
 
-def _checkpoints_section(evals: list[dict[str, Any]], best_step: int) -> str:
-    """Every checkpoint's numbers, the chosen one highlighted."""
-    rows = [(row["step"], format_rate(row["success_rate"]), row["n_episodes"], format_number(row["open_loop_mse"]))
+def _checkpoints_section(evals: list[dict[str, Any]], by_step: dict[int, dict[str, Any]], best_step: int) -> str:
+    """Every checkpoint's numbers, the chosen one highlighted; open-loop error per dimension
+    group too, since arm joints and grippers fail differently."""
+    groups = list(by_step[evals[0]["step"]].get("open_loop_mse_by_group", {}))
+    rows = [(row["step"], format_rate(row["success_rate"]), row["n_episodes"], format_number(row["open_loop_mse"]),
+             *(format_number(by_step[row["step"]]["open_loop_mse_by_group"].get(g)) for g in groups))
             for row in evals]
     classes = ["best" if row["step"] == best_step else "" for row in evals]
     note = (f'<p class="note">{html.escape(SUCCESS_NOT_MEASURED)}</p>'
             if all(is_missing(row["success_rate"]) for row in evals) else "")
-    table = _table(["step", "success rate", "held-out episodes", "open-loop MSE"], rows,
-                   numeric_columns=frozenset({0, 1, 2, 3}), row_classes=classes)
+    headers = ["step", "success rate", "held-out episodes", "open-loop MSE", *(f"MSE {g}" for g in groups)]
+    table = _table(headers, rows, numeric_columns=frozenset(range(len(headers))), row_classes=classes)
     return _section("Checkpoints", note + table)
 
 
@@ -208,14 +211,23 @@ def _episodes_section(best_evaluation: dict[str, Any], baseline: dict[str, Any])
     """Per-episode outcomes of the best checkpoint next to the baseline's on the same episode."""
     baseline_by_episode = {episode["episode_id"]: episode for episode in baseline.get("episodes", [])}
     rows = []
+    simulated = best_evaluation.get("simulator", True)
     for episode in best_evaluation.get("episodes", []):
         reference = baseline_by_episode.get(episode["episode_id"], {})
-        rows.append((episode["episode_id"], format_success(episode.get("success")), format_count(episode.get("steps")),
-                     format_number(episode.get("final_distance")), format_success(reference.get("success")),
-                     format_number(reference.get("final_distance"))))
-    headers = ["episode", "success", "steps", "final distance", "baseline success", "baseline final distance"]
+        outcome = (
+            [format_success(episode.get("success")), format_count(episode.get("steps")),
+             format_number(episode.get("final_distance")), format_success(reference.get("success"))]
+            if simulated else []
+        )
+        rows.append((episode["episode_id"], *outcome, format_number(episode.get("open_loop_mse")),
+                     format_number(reference.get("open_loop_mse"))))
+    headers = (["episode"] + (["success", "steps", "final distance", "baseline success"] if simulated else [])
+               + ["open-loop MSE", "baseline open-loop MSE"])
+    numeric = frozenset(range(1, len(headers))) - ({1, 4} if simulated else set())
     title = f"Held-out episodes, checkpoint {best_evaluation['step']}"
-    return _section(title, _table(headers, rows, numeric_columns=frozenset({2, 3, 5})))
+    if not simulated:
+        title += f" ({SUCCESS_NOT_MEASURED})"
+    return _section(title, _table(headers, rows, numeric_columns=numeric))
 
 
 def _page(title: str, sections: list[str]) -> str:
@@ -251,7 +263,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, ch
         _figure_section("Success per checkpoint", out_dir / SUCCESS_PNG,
                         "Closed-loop success on the held-out episodes per checkpoint, the baseline "
                         "(dashed) and the open-loop action MSE."),
-        _checkpoints_section(eval_rows, best["step"]),
+        _checkpoints_section(eval_rows, evaluations, best["step"]),
         _episodes_section(evaluations[best["step"]], baseline),
     ]
     Path(out_html).write_text(_page(f"rdtflow run {config['run']}", sections), encoding="utf-8")

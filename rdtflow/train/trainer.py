@@ -34,6 +34,13 @@ from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.shapes import encoder_shapes, policy_config
 from rdtflow.model.weights import load_strict, read_state_dict
 from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.train.augment import (
+    Augmentation,
+    augment_conditions,
+    augment_frames,
+    mask_precomputed_slots,
+    sample_generators,
+)
 from rdtflow.train.checkpoint import WEIGHTS, load_training_state, save_checkpoint
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.plan import training_layout
@@ -129,6 +136,8 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         num_workers=hardware["dataloader_workers"],
     )
     micro_batches = iter(loader)
+    augmentation = Augmentation.from_config(train["augment"])
+    cameras = len(config["data"]["cameras"])
     unwrapped = accelerator.unwrap_model(policy)
     noise_shape = (unwrapped.config.pred_horizon, unwrapped.config.action_dim)
     train_timesteps = unwrapped.config.noise_scheduler.num_train_timesteps
@@ -141,7 +150,13 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         for micro_step in range(layout.accumulation):
             raw = next(micro_batches)
             numbers = layout.sample_numbers(step, micro_step, accelerator.process_index)
+            generators = sample_generators(config["seed"], numbers) if augmentation.active else []
+            if augmentation.active:
+                raw = (mask_precomputed_slots(raw, cameras, samples.image_features.blank, augmentation, generators)
+                       if "image_tokens" in raw else augment_frames(raw, cameras, augmentation, generators))
             batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
+            if augmentation.active:
+                batch = augment_conditions(batch, augmentation, generators)
             batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
             batch["noise"], batch["timestep"] = diffusion_draws(numbers, config["seed"], noise_shape, train_timesteps)
             batch = {key: value.to(accelerator.device) for key, value in batch.items()}
