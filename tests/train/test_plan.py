@@ -155,3 +155,13 @@ def test_checkpoint_period_longer_than_the_run_is_an_error():
 def test_precomputed_features_need_a_frozen_tower():
     with pytest.raises(ConfigError, match="train_vision"):
         validate_config({"run": "x", "model": {"precompute_image_features": True, "train_vision": True}})
+
+
+def test_paper_config_merged_over_the_default_validates():
+    """`snakemake --configfile config/paper/...` merges it over config/config.yaml."""
+    from snakemake.utils import update_config
+
+    merged = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(merged, copy.deepcopy(PAPER))
+    config = validate_config(merged)
+    assert config["model"]["precompute_image_features"] is False and config["demos"]["generate"] is False
