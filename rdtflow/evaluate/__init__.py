@@ -1,0 +1,1 @@
+"""Evaluation of checkpoints and the blind baseline on held-out episodes."""

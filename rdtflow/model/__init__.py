@@ -1,0 +1,1 @@
+"""The RDT model: transformer, policy, encoders, weights and the inputs they take."""

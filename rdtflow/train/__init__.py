@@ -1,0 +1,1 @@
+"""Training: hardware profiles and plans, sample order, augmentations, the trainer, checkpoints."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -49,7 +48,7 @@ class TrainingPlan:
             f"effective batch    {self.effective_batch} = {layout['micro_batch']} per device x "
             f"{layout['accumulation']} accumulation x {layout['processes']} processes",
             f"optimizer steps    {self.optimizer_steps} (checkpoints at {_steps_summary(self.checkpoint_steps)})",
-            f"epochs             " + (f"{self.epochs:.2f} over {self.manifest_samples} manifest samples"
+            "epochs             " + (f"{self.epochs:.2f} over {self.manifest_samples} manifest samples"
                                      if self.epochs is not None else "unknown until the manifest is built"),
             f"model              {self.parameters:,} trainable parameters (encoders: {self.encoder_source})",
             f"language tokens    {self.language_tokens} per sample"
