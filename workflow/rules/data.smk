@@ -17,7 +17,7 @@ rule validate:
         demo_inputs(),
     output:
         validated=str(PATHS.validated),
-        report=str(PATHS.validation_report),
+        report=report(str(PATHS.validation_report), caption="../report/validation.rst", category="Data"),
     params:
         settings=settings("validate"),
     log:

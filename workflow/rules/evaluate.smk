@@ -8,7 +8,12 @@ rule eval:
         language=str(PATHS.language),
         vision_encoder=str(VISION_DIR),
     output:
-        str(PATHS.root / "eval" / "checkpoint-{step}.json"),
+        report(
+            str(PATHS.root / "eval" / "checkpoint-{step}.json"),
+            caption="../report/evaluation.rst",
+            category="Evaluation",
+            subcategory="checkpoints",
+        ),
     params:
         settings=settings("eval"),
     threads: config["eval"]["threads"]
@@ -23,7 +28,7 @@ rule baseline:
         index=str(PATHS.index),
         stats=str(PATHS.stats),
     output:
-        str(PATHS.baseline),
+        report(str(PATHS.baseline), caption="../report/evaluation.rst", category="Evaluation", subcategory="baseline"),
     params:
         settings=settings("baseline"),
     log:
