@@ -83,7 +83,8 @@ def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, s
     from their initial states when a simulator exists; writes the JSON of docs/formats.md."""
     paths = RunPaths.from_config(config)
     episodes = held_out_episodes(paths.index)
-    outcomes = closed_loop_outcomes(config, policy, episodes) if config["demos"]["generate"] else [{}] * len(episodes)
+    simulated = bool(config["demos"]["generate"])  # only the built-in task has a simulator
+    outcomes = closed_loop_outcomes(config, policy, episodes) if simulated else [{}] * len(episodes)
     rows = open_loop_rows(episodes, config["eval"]["open_loop_stride"])
     samples = StepSamples(rows, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"])
     summary = open_loop_summary(
@@ -92,9 +93,9 @@ def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, s
     result = {
         "step": step,
         "policy": policy.name,
-        "simulator": bool(config["demos"]["generate"]),
+        "simulator": simulated,
         # Without a simulator there is no success rate: null, never an invented number.
-        "success_rate": float(np.mean([o["success"] for o in outcomes])) if config["demos"]["generate"] else None,
+        "success_rate": float(np.mean([o["success"] for o in outcomes])) if simulated else None,
         "n_episodes": len(episodes),
         "open_loop_mse": summary["open_loop_mse"],
         "open_loop_mse_by_group": summary["open_loop_mse_by_group"],

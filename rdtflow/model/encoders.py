@@ -93,6 +93,11 @@ class VisionEncoder:
         )
 
     @property
+    def mean_colour(self) -> torch.Tensor:
+        """uint8 RGB (3,) of the processor's mean: what a missing image slot shows, as in RDT."""
+        return (self.mean * 255).round().to(torch.uint8)
+
+    @property
     def token_dim(self) -> int:
         return self.tower.config.hidden_size
 

@@ -35,7 +35,7 @@ def encode_image_features(manifest_path: Path, data_cfg: dict, vision_dir: Path,
     manifest = pd.read_parquet(manifest_path)
     episodes = manifest.drop_duplicates("episode_id")[["episode_id", "path"]]
     vision = VisionEncoder.load(vision_dir)
-    blank_frame = (vision.mean * 255).round().to(torch.uint8).expand(1, 8, 8, 3)
+    blank_frame = vision.mean_colour.expand(1, 8, 8, 3)
     table = {BLANK: vision.encode(blank_frame)[0].half()}
     for episode in tqdm(episodes.itertuples(), total=len(episodes), desc="encoding frames", unit="episode"):
         recorded = read_episode(Path(episode.path), data_cfg)

@@ -97,8 +97,7 @@ class PolicyInputs:
         """
         batch, slots = frames.shape[:2]
         flat = frames.reshape(batch * slots, *frames.shape[2:]).to(self.vision.tower.device, copy=True)
-        mean_colour = (self.vision.mean * 255).round().to(torch.uint8)
-        flat[~valid.reshape(-1).to(flat.device)] = mean_colour.to(flat.device)
+        flat[~valid.reshape(-1).to(flat.device)] = self.vision.mean_colour.to(flat.device)
         with torch.set_grad_enabled(self.vision.tower.training):
             tokens = self.vision.encode(flat)
         return tokens.reshape(batch, slots * tokens.shape[1], tokens.shape[2]).float()

@@ -43,11 +43,17 @@ class Calibration:
     rows: int
 
 
+@lru_cache(maxsize=1)
+def _measurements() -> tuple[dict, ...]:
+    """The successful measurement rows, read once."""
+    rows = (json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip())
+    return tuple(row for row in rows if row["ok"])
+
+
 @lru_cache(maxsize=None)
 def calibration(mode: str) -> Calibration:
     """Least-squares line through the single-process, no-accumulation, vision-in-loop rows."""
-    rows = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip()]
-    usable = [r for r in rows if r["ok"] and r["mode"] == mode and r["accum"] == 1 and r["vision"]]
+    usable = [r for r in _measurements() if r["mode"] == mode and r["accum"] == 1 and r["vision"]]
     batches = np.array([r["batch"] for r in usable], dtype=float)
     peaks = np.array([r["peak_alloc_gib"] for r in usable])
     slope, intercept = np.polyfit(batches, peaks, 1)
@@ -115,10 +121,9 @@ def estimate_peak(
 
 @lru_cache(maxsize=None)
 def _throughput_rows() -> dict[tuple[int, int], float]:
-    rows = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip()]
     return {
         (r["batch"], r["accum"]): r["samples_per_s"]
-        for r in rows if r["ok"] and r["mode"] == "bf16-params" and r["vision"]
+        for r in _measurements() if r["mode"] == "bf16-params" and r["vision"]
     }
 
 
