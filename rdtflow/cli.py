@@ -65,7 +65,7 @@ def _encode_lang(config: dict, args: argparse.Namespace) -> None:
     from rdtflow.model.language import encode_instructions
 
     paths = RunPaths.from_config(config)
-    count = encode_instructions(paths.index, encoder_dirs(config)[1], config["encoders"]["max_lang_tokens"], paths.language)
+    count = encode_instructions(paths.index, encoder_dirs(config)[1], config["encoders"], paths.language)
     print(f"encoded {count} distinct instructions into {paths.language}")
 
 

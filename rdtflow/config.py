@@ -1,13 +1,14 @@
 """Loading and checking a run configuration (the schema documents every key).
 
 Checks run when the workflow starts and when any stage loads its config, so a setting that
-would be silently ignored, or a batch the hardware cannot reach, stops the run before any
-job (and any GPU hour) starts.
+would be silently ignored, a typo, or a batch the hardware cannot reach stops the run before
+any job (and any GPU hour) starts. Every message names the key and what to write instead.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -19,7 +20,43 @@ class ConfigError(ValueError):
     """A configuration that would not train as the user wrote it."""
 
 
-def _lint_training(config: dict) -> None:
+def _schema_error(error: Exception, prefix: str, where: str = "") -> Exception:
+    """snakemake's validate wraps jsonschema's error in a WorkflowError whose text is a dump of
+    the schema; the user needs the key path and the expected value (rdtflow.schema_messages)."""
+    from jsonschema import ValidationError
+
+    from rdtflow.schema_messages import describe
+
+    cause = error.__context__
+    return ConfigError(describe(cause, prefix) + where) if isinstance(cause, ValidationError) else error
+
+
+def _validate_schema(config: dict) -> None:
+    """Schema check that also fills in the defaults."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError as error:
+        raise _schema_error(error, "") from None
+
+
+def _load_hardware(spec: str | dict) -> dict:
+    """The hardware profile with its defaults; a schema error names its key under `hardware`."""
+    from snakemake.exceptions import WorkflowError
+
+    from rdtflow.train.hardware import load_profile
+
+    try:
+        return load_profile(spec)
+    except WorkflowError as error:
+        where = "" if isinstance(spec, dict) else f" (in hardware profile {spec})"
+        raise _schema_error(error, "hardware", where) from None
+
+
+def _check_warmup(config: dict) -> None:
+    """A warmup must be one the schedule performs and that ends before the run does."""
     train = config["train"]
     if train["lr_warmup_steps"] > 0 and train["lr_scheduler"] == "constant":
         raise ConfigError(
@@ -32,13 +69,22 @@ def _lint_training(config: dict) -> None:
             f"train.lr_warmup_steps ({train['lr_warmup_steps']}) is not shorter than train.max_steps "
             f"({train['max_steps']}): the run would end before the learning rate reaches its peak"
         )
+
+
+def _check_checkpoint_period(config: dict) -> None:
+    """A period longer than the run would write no checkpoint before the last step."""
+    train = config["train"]
     if train["checkpointing_period"] > train["max_steps"]:
         raise ConfigError(
             f"train.checkpointing_period ({train['checkpointing_period']}) is longer than train.max_steps "
             f"({train['max_steps']}): no checkpoint before the last step; lower the period"
         )
+
+
+def _check_precomputed_features(config: dict) -> None:
+    """Precomputed image features are only right for frames that never change and a frozen tower."""
     model = config["model"]
-    if model["precompute_image_features"] and train["augment"]["image"]:
+    if model["precompute_image_features"] and config["train"]["augment"]["image"]:
         raise ConfigError(
             "train.augment.image changes every frame, so its features cannot be precomputed: set "
             "model.precompute_image_features to false or train.augment.image to false"
@@ -50,28 +96,137 @@ def _lint_training(config: dict) -> None:
         )
 
 
-def validate_config(config: dict, partial: bool = False) -> dict:
+def _lint_normalization(config: dict) -> None:
+    """Divisors must name every column once: a short list would silently shift the grippers."""
+    data = config["data"]
+    width = len(data["state_names"])
+    for key in ("qpos_divisors", "action_divisors"):
+        divisors = data["normalization"][key]
+        if divisors is not None and len(divisors) != width:
+            raise ConfigError(
+                f"data.normalization.{key} has {len(divisors)} numbers but data.state_names has {width} columns: "
+                f"give one divisor per column (1 leaves a column as it is)"
+            )
+
+
+def _check_batch_layout(config: dict) -> None:
+    """A fixed micro-batch must reach train.effective_batch exactly (LayoutError names the numbers);
+    an `auto` one is chosen, and checked against memory, by the plan stage."""
+    from rdtflow.train.hardware import fixed_layout
+
+    if config["hardware"]["per_device_batch"] != "auto":
+        fixed_layout(config["hardware"], config["train"]["effective_batch"])
+
+
+def _missing_folder(key: str, folder: str | Path, fix: str) -> ConfigError:
+    return ConfigError(f"{key}: folder {Path(folder).resolve()} does not exist; {fix}")
+
+
+def _check_demo_folder(config: dict) -> None:
+    """The user's episode folder must exist when the demos are not generated."""
+    from rdtflow.paths import demo_dir
+
+    if config["demos"]["generate"]:
+        return
+    try:
+        folder = demo_dir(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if not folder.is_dir():
+        raise _missing_folder("demos.dir", folder, "point it at your *.hdf5 episodes, or set demos.generate: true")
+
+
+def _check_pretrained_folder(config: dict) -> None:
+    pretrained = config["model"]["pretrained"]
+    if pretrained and not Path(pretrained).is_dir():
+        raise _missing_folder(
+            "model.pretrained", pretrained,
+            "give the local RDT checkpoint folder (config.json and its weights), or null to start from random weights",
+        )
+
+
+def _check_encoder_folders(config: dict) -> None:
+    encoders = config["encoders"]
+    for key, model in (("vision_path", "SigLIP vision model"), ("text_path", "T5 encoder")):
+        if encoders[key] and not Path(encoders[key]).is_dir():
+            raise _missing_folder(
+                f"encoders.{key}", encoders[key],
+                f"give a local from_pretrained folder of a {model}, or null to build a small one",
+            )
+
+
+def _check_split_sizes(config: dict) -> None:
+    """split.held_out must leave episodes both to train on and to evaluate, counted before any job
+    runs: demos.n_episodes when generating, else the *.hdf5 files under demos.dir (rejected files
+    only lower the count; the split stage checks the valid ones again with the same function)."""
+    from rdtflow.data.split import choose_held_out
+    from rdtflow.data.validate import (
+        DemoValidationError,
+        episode_id,
+        find_episode_files,
+    )
+
+    demos, held_out = config["demos"], config["split"]["held_out"]
+    if demos["generate"]:
+        if isinstance(held_out, list):
+            return  # generated episodes get their ids (file names) only in the demos stage
+        ids = [str(index) for index in range(demos["n_episodes"])]
+        source = f"the demos.n_episodes={demos['n_episodes']} generated episodes"
+    else:
+        folder = Path(demos["dir"]).resolve()
+        try:
+            ids = [episode_id(path, folder) for path in find_episode_files(folder)]
+        except DemoValidationError as error:
+            raise ConfigError(str(error)) from None
+        source = f"the {len(ids)} *.hdf5 files under demos.dir {folder}"
+    try:
+        choose_held_out(ids, held_out, config["split"]["seed"])
+    except ValueError as error:
+        raise ConfigError(f"split.held_out does not fit {source}: {error}") from None
+
+
+Check = Callable[[dict], None]
+
+# Each check reads the sections listed with it and runs only when the config has all of them:
+# a stage's partial config lacks the others, and a default must not stand in for them.
+CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
+    (("data",), _lint_normalization),
+    (("train",), _check_warmup),
+    (("train",), _check_checkpoint_period),
+    (("train", "model"), _check_precomputed_features),
+    (("train", "hardware"), _check_batch_layout),
+)
+
+# Checks of the folders the config names and of the number of episodes in them: they run at
+# workflow start, not in every stage, since `rdtflow plan` may run where the data is not.
+FILE_CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
+    (("demos",), _check_demo_folder),
+    (("model",), _check_pretrained_folder),
+    (("encoders",), _check_encoder_folders),
+    (("demos", "split"), _check_split_sizes),
+)
+
+
+def validate_config(config: dict, partial: bool = False, check_files: bool = False) -> dict:
     """Validate against the schema, fill in defaults, resolve the hardware profile, lint.
 
-    The same function runs at workflow start and in every CLI stage. A `partial` config (the
-    sections the workflow passes one stage) keeps only the sections it was given, so a
-    default never stands in for a section the stage did not receive.
+    The same function runs at workflow start (with `check_files`) and in every CLI stage. A
+    `partial` config (the sections the workflow passes one stage) keeps only the sections it
+    was given, so a default never stands in for a section the stage did not receive.
     """
-    from snakemake.utils import validate
+    from rdtflow.presets import expand_presets
 
-    from rdtflow.train.hardware import fixed_layout, load_profile
-
+    expand_presets(config)
     given = set(config)
-    validate(config, str(SCHEMA_PATH), set_default=True)
+    _validate_schema(config)
     if partial:
         for key in set(config) - given - {"results_dir"}:
             del config[key]
     if "hardware" in config:
-        config["hardware"] = load_profile(config["hardware"])
-    if "train" in config and "model" in config:
-        _lint_training(config)
-    if "train" in config and "hardware" in config and config["hardware"]["per_device_batch"] != "auto":
-        fixed_layout(config["hardware"], config["train"]["effective_batch"])
+        config["hardware"] = _load_hardware(config["hardware"])
+    for sections, check in (CHECKS + FILE_CHECKS) if check_files else CHECKS:
+        if all(section in config for section in sections):
+            check(config)
     return config
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +30,7 @@ REDUCED = {
     "demos": {"generate": True, "n_episodes": 14, "sim": {"image_size": 32}},
     "split": {"held_out": 4},
     "encoders": TINY_ENCODERS,
-    "model": {**TINY_MODEL, "pred_horizon": 8},
+    "model": {**TINY_MODEL, "pred_horizon": 8, "precompute_image_features": True},
     "hardware": {"device": "cpu", "per_device_batch": 4},  # accumulation 2, derived
     "train": {"max_steps": 6, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1,
               "checkpoints_total_limit": 2},
@@ -118,3 +121,74 @@ def test_training_setting_does_not_rerun_data_stages(finished_run, tmp_path):
     rules = planned_rules(changed)
     assert {"train", "eval", "report"} <= rules
     assert rules.isdisjoint({"demos", "validate", "split", "manifest", "encode_lang", "encoders", "baseline"})
+
+
+def test_a_config_file_replaces_the_default_whole(tmp_path):
+    """Keys of config/config.yaml (here precompute_image_features: true) never leak into a
+    --configfile run; the schema's defaults fill what the file leaves out."""
+    config_file = write_config(tmp_path / "own.yaml", tmp_path / "results")
+    config = yaml.safe_load(config_file.read_text())
+    del config["model"]["precompute_image_features"]
+    config_file.write_text(yaml.safe_dump(config))
+    rules = planned_rules(config_file)
+    assert "train" in rules and "encode_images" not in rules
+
+
+def _wait_for_training_job(run: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until a training job is running after at least one checkpoint and its evaluation exist."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the workflow finished before it could be killed"
+        done = {int(p.name.split("-")[1]) for p in (run / "train").glob("checkpoint-*") if not p.name.endswith(".tmp")}
+        evaluated = {int(p.stem.split("-")[1]) for p in (run / "eval").glob("checkpoint-*.json")}
+        if evaluated and max(done, default=0) < 6 and (run / "logs" / "train" / f"checkpoint-{max(done) + 2}.log").is_file():
+            return
+        time.sleep(0.2)
+    raise AssertionError("no training job started in time")
+
+
+def _files_and_mtimes(run: Path) -> dict[str, int]:
+    return {str(p.relative_to(run)): p.stat().st_mtime_ns
+            for p in [*run.glob("train/checkpoint-*/*.*"), *run.glob("eval/*.json")] if ".tmp" not in str(p)}
+
+
+def test_killed_mid_training_resumes_exactly_and_keeps_finished_work(finished_run, tmp_path):
+    """SIGKILL the whole workflow while a training job runs, re-run it: finished checkpoints
+    and evaluations are neither deleted nor redone, and the final weights are bitwise those
+    of the uninterrupted run. Then a silently damaged checkpoint is skipped on resume."""
+    _, reference = finished_run
+    config_file = write_config(tmp_path / "kill.yaml", tmp_path / "results", train={"checkpoints_total_limit": None})
+    run = tmp_path / "results" / "e2e"
+    process = subprocess.Popen([*SNAKEMAKE, "--configfile", str(config_file)], cwd=REPO, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_for_training_job(run, process)
+        time.sleep(1.0)  # into the job: launcher and trainer started
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    before = _files_and_mtimes(run)
+    assert before, "nothing had finished before the kill"
+    snakemake(config_file, "--unlock")
+    snakemake(config_file)
+    after = _files_and_mtimes(run)
+    assert {name: after.get(name) for name in before} == before  # nothing finished was deleted or redone
+    final = "train/checkpoint-6/model.safetensors"
+    assert (run / final).read_bytes() == (reference / final).read_bytes()
+
+    # A checkpoint damaged after it was written (same mtime, so Snakemake cannot tell) is
+    # named and skipped: checkpoint-6, deleted with its evaluation and the report (Snakemake
+    # leaves missing intermediates alone while what they fed is up to date), is retrained
+    # from checkpoint-2, to the same bits.
+    damaged = run / "train" / "checkpoint-4" / "model.safetensors"
+    stat, folder_stat = damaged.stat(), damaged.parent.stat()
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    os.utime(damaged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    os.utime(damaged.parent, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
+    shutil.rmtree(run / "train" / "checkpoint-6")
+    (run / "eval" / "checkpoint-6.json").unlink()
+    shutil.rmtree(run / "report")
+    snakemake(config_file)
+    log = (run / "logs" / "train" / "checkpoint-6.log").read_text()
+    assert "cannot resume from checkpoint-4" in log and "model.safetensors does not match its checksum" in log
+    assert (run / final).read_bytes() == (reference / final).read_bytes()

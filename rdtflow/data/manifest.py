@@ -69,6 +69,7 @@ def build_manifest(index_path: Path, data_cfg: dict, manifest_out: Path, stats_o
         "state_names": list(data_cfg["state_names"]),
         "n_episodes": len(train),
         "n_samples": len(manifest),
+        "normalization": data_cfg["normalization"],
         **_normalisation_stats(train, data_cfg),
     }
     for out in (manifest_out, stats_out):

@@ -3,12 +3,13 @@
 Bad files are common in real demonstration folders (aborted recordings, copied episodes,
 renamed keys), so each file is checked on its own and rejected with a short reason code and
 a human detail naming the key and the fix, while the good files go on. Outputs are
-``validated.parquet`` and ``validation.json`` (docs/formats.md).
+``validated.parquet`` and ``validation.json`` (docs/formats.md, which lists the reasons).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,23 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from rdtflow.data.episode import Episode, content_hash, decode_jpeg, episode_from_h5, read_instruction
+from rdtflow.data.episode import (
+    Episode,
+    content_hash,
+    decode_jpeg,
+    episode_from_h5,
+    read_instruction,
+)
 from rdtflow.data.state_vector import unified_indices
+from rdtflow.progress import progress
 
 VALIDATED_COLUMNS = [
     "path", "episode_id", "n_steps", "first_moving_step", "content_hash", "instruction", "valid", "reason"
 ]
+
+# float32, the precision every array is read in, holds integers exactly only up to 2**24.
+FLOAT32_EXACT_INTEGER = 2**24
 
 
 class DemoValidationError(Exception):
@@ -94,6 +104,24 @@ def _check_state_dataset(key: str, dataset: h5py.Dataset, state_names: list[str]
         )
 
 
+def _check_integer_range(key: str, dataset: h5py.Dataset) -> None:
+    """Integer columns are read as float32, which would silently round values beyond 2**24. In a
+    recording such values are a fault, not a measurement: an unsigned reading that wrapped below
+    zero (-1 stored as uint32 is 4294967295) or a counter or timestamp stored as a joint. So they
+    are rejected as integer_overflow instead of being rounded into the statistics."""
+    if dataset.dtype.kind not in "iu" or dataset.size == 0:
+        return
+    too_large = np.abs(dataset[()].astype(np.float64)) > FLOAT32_EXACT_INTEGER
+    if too_large.any():
+        step, column = np.argwhere(too_large)[0]
+        raise Rejected(
+            "integer_overflow",
+            f"'{key}' ({dataset.dtype}) holds {dataset[step, column]} at step {step} column {column}, beyond the "
+            f"+-{FLOAT32_EXACT_INTEGER} that float32 represents exactly (a wrapped unsigned value or a counter?); "
+            "store the recording as float32",
+        )
+
+
 def _check_lengths(step_counts: dict[str, int]) -> int:
     """Action, state and every camera must have one entry per step; returns the step count."""
     if len(set(step_counts.values())) > 1:
@@ -103,7 +131,11 @@ def _check_lengths(step_counts: dict[str, int]) -> int:
 
 
 def _check_min_steps(n_steps: int, min_episode_steps: int) -> None:
-    """Too short episodes (including empty ones) cannot fill a training window."""
+    """Too short episodes cannot fill a training window; an empty one is a recording that never started."""
+    if n_steps == 0:
+        raise Rejected(
+            "zero_steps", "every dataset is empty (0 steps): the recording stopped before its first step; delete it"
+        )
     if n_steps < min_episode_steps:
         raise Rejected("too_short", f"{n_steps} steps, fewer than data.min_episode_steps={min_episode_steps}")
 
@@ -153,7 +185,7 @@ def _require_instruction(path: Path, data_cfg: dict) -> str:
 
 
 def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
-    """Keys, dtypes, shapes and step counts: cheap checks that read no data."""
+    """Keys, dtypes, shapes and step counts: cheap checks that read no frames."""
     state_datasets = {
         data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
         for config_key in ("action_key", "qpos_key")
@@ -161,30 +193,85 @@ def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
     cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), data_cfg["cameras"])
     for key, dataset in state_datasets.items():
         _check_state_dataset(key, dataset, data_cfg["state_names"])
+        _check_integer_range(key, dataset)
     step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])
 
 
-def _load_checked_episode(path: Path, data_cfg: dict) -> Episode:
-    """Open the file, check its structure, then read it; unreadable files are rejected as not_hdf5."""
+def _external_data(h5: h5py.File, folder: Path) -> list[tuple[str, str, str, Path]]:
+    """(reason, object, file name, resolved file) for every object whose data lives in another
+    file: external links, virtual datasets' sources and external raw storage. HDF5 resolves the
+    first two from the episode's ``folder`` and raw storage from the working directory."""
+    found: list[tuple[str, str, str, Path]] = []
+
+    def visit(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> None:
+        where = f"/{name}"
+        if isinstance(link, h5py.ExternalLink):
+            found.append(("external_link", where, link.filename, folder / link.filename))
+            return
+        item = h5.get(name) if isinstance(link, h5py.HardLink) else None
+        if not isinstance(item, h5py.Dataset):
+            return
+        if item.is_virtual:
+            found.extend(("virtual_dataset", where, source.file_name, folder / source.file_name)
+                         for source in item.virtual_sources() if source.file_name != ".")  # "." is this file
+        for file_name, _, _ in item.external or []:
+            found.append(("external_storage", where, os.fsdecode(file_name), Path(os.fsdecode(file_name))))
+
+    h5.visititems_links(visit)
+    return found
+
+
+def _check_external_data(h5: h5py.File, path: Path, demo_dir: Path, allow_outside: bool) -> None:
+    """Data in another file must exist and, unless data.allow_external_files, lie in the demo
+    folder: the workflow tracks only that folder, so an outside file could change without
+    re-running validation, or be missing where training runs. Runs before any data is read."""
+    for reason, where, file_name, target in _external_data(h5, path.parent):
+        target = target.resolve()
+        if not target.is_file():
+            raise Rejected(reason, f"'{where}' reads its data from {file_name}, which does not exist ({target})")
+        if not allow_outside and not target.is_relative_to(demo_dir):
+            raise Rejected(
+                reason,
+                f"'{where}' reads its data from {target}, outside the demo folder {demo_dir}; copy the data into "
+                "the episode (h5repack / h5copy) or set data.allow_external_files: true",
+            )
+
+
+def _unreadable(path: Path, err: OSError) -> Rejected:
+    """Empty, truncated (it has the HDF5 signature but cannot be read) or not HDF5 at all."""
+    if path.stat().st_size == 0:
+        return Rejected("empty_file", "the file is empty (0 bytes): a recording or copy that never wrote; delete it")
+    if h5py.is_hdf5(path):
+        return Rejected(
+            "truncated_file",
+            f"starts like an HDF5 file but cannot be read, most likely cut short by an interrupted copy or recording; "
+            f"copy it again or re-record it ({err})",
+        )
+    return Rejected("not_hdf5", f"cannot be read as HDF5 (no HDF5 signature); remove it from the demo folder ({err})")
+
+
+def _load_checked_episode(path: Path, demo_dir: Path, data_cfg: dict) -> Episode:
+    """Open the file, check where its data lives and its structure, then read it."""
     try:
         with h5py.File(path, "r") as h5:
+            _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
             _check_structure(h5, data_cfg)
             try:
                 return episode_from_h5(h5, path, data_cfg)
             except TypeError as err:  # camera frames stored as something other than JPEG bytes
                 raise Rejected("bad_dtype", str(err)) from err
     except OSError as err:
-        raise Rejected("not_hdf5", f"cannot be read as HDF5, the file may be truncated or not HDF5 ({err})") from err
+        raise _unreadable(path, err) from err
 
 
-def inspect_episode(path: Path, data_cfg: dict) -> dict[str, Any]:
+def inspect_episode(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any]:
     """Facts about one usable episode (n_steps, first_moving_step, content_hash, instruction).
 
     Raises Rejected at the first failed check; cheap structural checks run before decoding frames.
     """
-    episode = _load_checked_episode(path, data_cfg)
+    episode = _load_checked_episode(path, demo_dir, data_cfg)
     for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
         _check_finite(key, values, data_cfg["state_names"])
     moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
@@ -203,7 +290,7 @@ def inspect_episode(path: Path, data_cfg: dict) -> dict[str, Any]:
     }
 
 
-def _find_episode_files(demo_dir: Path) -> list[Path]:
+def find_episode_files(demo_dir: Path) -> list[Path]:
     """All *.hdf5 files under the folder, sorted so that ids, duplicates and splits are reproducible."""
     files = sorted(path for path in demo_dir.rglob("*.hdf5") if path.is_file())
     if not files:
@@ -214,16 +301,21 @@ def _find_episode_files(demo_dir: Path) -> list[Path]:
     return files
 
 
+def episode_id(path: Path, demo_dir: Path) -> str:
+    """The path relative to the demo folder without .hdf5: unique, and readable in reports."""
+    return path.relative_to(demo_dir).with_suffix("").as_posix()
+
+
 def _validate_files(files: list[Path], demo_dir: Path, data_cfg: dict) -> tuple[list[dict], list[dict]]:
     """One row per file plus the rejection records; the first copy of duplicated content is kept."""
     rows: list[dict] = []
     rejections: list[dict] = []
     first_path_by_hash: dict[str, Path] = {}
-    for path in tqdm(files, desc="validating episodes", unit="file"):
-        row = {"path": str(path), "episode_id": path.relative_to(demo_dir).with_suffix("").as_posix()}
+    for path in progress(files, desc="validate", unit="file"):
+        row = {"path": str(path), "episode_id": episode_id(path, demo_dir)}
         row.update(n_steps=None, first_moving_step=None, content_hash=None, instruction=None, valid=True, reason="")
         try:
-            row.update(inspect_episode(path, data_cfg))
+            row.update(inspect_episode(path, demo_dir, data_cfg))
             original = first_path_by_hash.get(row["content_hash"])
             if original is not None:
                 raise Rejected("duplicate", f"same content as {original}; keeping that one")
@@ -269,7 +361,7 @@ def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_o
         unified_indices(data_cfg["state_names"])
     except ValueError as err:
         raise ValueError(f"data.state_names: {err}") from err
-    files = _find_episode_files(demo_dir)
+    files = find_episode_files(demo_dir)
     rows, rejections = _validate_files(files, demo_dir, data_cfg)
     print(_summary_line(len(files), rejections))
     if len(rejections) == len(files):

@@ -16,6 +16,7 @@ from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import Normalizer, PolicyInputs
 from rdtflow.model.language import load_language_table
 from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.progress import progress
 from rdtflow.sim.demos import CAMERA, load_reset
 from rdtflow.sim.pick_place import TaskSettings
 from rdtflow.train.checkpoint import load_policy
@@ -39,11 +40,12 @@ def open_loop_rows(episodes: pd.DataFrame, stride: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def open_loop_errors(policy: ChunkPolicy, samples: StepSamples, action_normalizer: Normalizer) -> np.ndarray:
+def open_loop_errors(policy: ChunkPolicy, samples: StepSamples, error_units: Normalizer) -> np.ndarray:
     """Squared error (N, H, D) of predicted vs recorded action chunks at N held-out recorded
-    steps, in normalised units (the scale of the training loss)."""
+    steps, in min/max units (each column's training range spans 2), whatever the training
+    normalisation, so errors of raw- and min_max-trained runs compare."""
     errors = []
-    for start in range(0, len(samples), OPEN_LOOP_BATCH):
+    for start in progress(range(0, len(samples), OPEN_LOOP_BATCH), desc="open loop", unit="batch"):
         raw = collate([samples.sample(i) for i in range(start, min(start + OPEN_LOOP_BATCH, len(samples)))])
         observations = Observations(
             qpos=raw["qpos"],
@@ -53,7 +55,7 @@ def open_loop_errors(policy: ChunkPolicy, samples: StepSamples, action_normalize
             steps=np.array([row.step for row in samples.rows[start : start + len(raw["qpos"])]]),
         )
         predicted = policy(observations)
-        errors.append((action_normalizer.normalize(predicted) - action_normalizer.normalize(raw["action"])) ** 2)
+        errors.append((error_units.normalize(predicted) - error_units.normalize(raw["action"])) ** 2)
     return np.concatenate(errors)
 
 
@@ -78,7 +80,7 @@ def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: l
     }
 
 
-def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, step: int | None, out_path: Path) -> dict:
+def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: int | None, out_path: Path) -> dict:
     """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
     from their initial states when a simulator exists; writes the JSON of docs/formats.md."""
     paths = RunPaths.from_config(config)
@@ -88,7 +90,7 @@ def evaluate(config: dict, policy: ChunkPolicy, action_normalizer: Normalizer, s
     rows = open_loop_rows(episodes, config["eval"]["open_loop_stride"])
     samples = StepSamples(rows, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"])
     summary = open_loop_summary(
-        open_loop_errors(policy, samples, action_normalizer), list(rows["episode_id"]), config["data"]["state_names"]
+        open_loop_errors(policy, samples, error_units), list(rows["episode_id"]), config["data"]["state_names"]
     )
     result = {
         "step": step,
@@ -131,7 +133,7 @@ def evaluate_checkpoint(config: dict, checkpoint_dir: Path, out_path: Path) -> d
     inputs = PolicyInputs.create(stats, language, vision, config["data"]["control_frequency"])
     step = json.loads((checkpoint_dir / "trainer_state.json").read_text())["step"]
     diffusion = DiffusionPolicy(policy, inputs, torch.Generator().manual_seed(config["eval"]["seed"]), checkpoint_dir.name)
-    return evaluate(config, diffusion, inputs.action_normalizer, step, out_path)
+    return evaluate(config, diffusion, Normalizer.min_max(stats, "action"), step, out_path)
 
 
 def evaluate_baseline(config: dict, out_path: Path) -> dict:
@@ -142,4 +144,4 @@ def evaluate_baseline(config: dict, out_path: Path) -> dict:
     trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
     baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
     stats = json.loads(paths.stats.read_text())
-    return evaluate(config, baseline, Normalizer.from_stats(stats, "action"), None, out_path)
+    return evaluate(config, baseline, Normalizer.min_max(stats, "action"), None, out_path)

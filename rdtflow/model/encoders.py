@@ -129,6 +129,33 @@ class VisionEncoder:
         return self.tower(pixel_values=pixels).last_hidden_state
 
 
+TEXT_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def text_encoder_placement(settings: dict, built_small: bool) -> dict:
+    """`from_pretrained` arguments that make the text encoder fit where encode_lang runs.
+
+    T5-XXL's encoder is 4.8 B parameters: 19 GB in fp32 (what users who load it by default
+    hit, with activations about 27 GB), 9.5 GB in bf16. bf16 therefore fits a 24 GB card
+    whole; on a smaller budget accelerate keeps the layers that do not fit in CPU memory and
+    streams each to the GPU when it runs. Without a GPU it runs on the CPU in bf16.
+    """
+    dtype = settings["text_dtype"]
+    kwargs: dict = {"dtype": TEXT_DTYPES[dtype] if dtype != "auto" else torch.float32 if built_small else torch.bfloat16}
+    device = settings["text_device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return kwargs
+    import psutil
+
+    budget = settings["text_gpu_memory_gib"]
+    if budget is None:
+        budget = max(torch.cuda.mem_get_info(0)[0] / 2**30 - 2, 1)
+    return {**kwargs, "device_map": "auto",
+            "max_memory": {0: int(budget * 2**30), "cpu": int(psutil.virtual_memory().available * 0.9)}}
+
+
 @dataclass
 class TextEncoder:
     tokenizer: PreTrainedTokenizerFast
@@ -136,14 +163,20 @@ class TextEncoder:
     max_tokens: int
 
     @classmethod
-    def load(cls, path: Path, max_tokens: int, dtype: torch.dtype = torch.float32) -> "TextEncoder":
+    def load(cls, path: Path, max_tokens: int, **placement) -> "TextEncoder":
+        """Tokenizer and encoder; `placement` is text_encoder_placement's (default: fp32 on CPU)."""
         tokenizer = AutoTokenizer.from_pretrained(path)
-        encoder = T5EncoderModel.from_pretrained(path, dtype=dtype).eval()
+        encoder = T5EncoderModel.from_pretrained(path, **{"dtype": torch.float32, **placement}).eval()
         return cls(tokenizer=tokenizer, encoder=encoder, max_tokens=max_tokens)
+
+    @property
+    def input_device(self) -> torch.device:
+        """Where token ids go: the first GPU when accelerate placed the model, else the CPU."""
+        return torch.device("cuda", 0) if getattr(self.encoder, "hf_device_map", None) else self.encoder.device
 
     @torch.no_grad()
     def encode(self, text: str) -> torch.Tensor:
-        """One instruction -> its token embeddings (L, D), unpadded."""
+        """One instruction -> its token embeddings (L, D) in fp32 on the CPU, unpadded."""
         tokens = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=self.max_tokens)
-        return self.encoder(input_ids=tokens["input_ids"]).last_hidden_state[0].float()
-
+        hidden = self.encoder(input_ids=tokens["input_ids"].to(self.input_device)).last_hidden_state
+        return hidden[0].float().cpu()

@@ -18,28 +18,38 @@ from rdtflow.model.encoders import VisionEncoder
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Min/max scaling of each episode column to [-1, 1], fitted on training episodes only.
+    """An affine map of each episode column, (x - offset) / scale, and back.
 
-    RDT expects values of order one in the unified vector; constant columns keep their
-    offset and get unit scale instead of a division by zero.
+    Two kinds (data.normalization.mode): min_max scales each column's range over the
+    training episodes to [-1, 1], what a model trained from scratch learns best from; raw
+    only divides by fixed per-column divisors, because RDT was pre-trained on raw unified
+    vectors (radians, grippers in [0, 1]) and its weights expect those units.
     """
 
-    low: np.ndarray
-    high: np.ndarray
+    offset: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def min_max(cls, stats: dict, key: str) -> "Normalizer":
+        """Range to [-1, 1]; constant columns keep their offset and get unit scale."""
+        low, high = (np.asarray(stats[key][bound], np.float32) for bound in ("min", "max"))
+        return cls((high + low) / 2, np.where(high - low > 1e-6, (high - low) / 2, 1.0).astype(np.float32))
 
     @classmethod
     def from_stats(cls, stats: dict, key: str) -> "Normalizer":
-        return cls(np.asarray(stats[key]["min"], np.float32), np.asarray(stats[key]["max"], np.float32))
-
-    @property
-    def _scale(self) -> np.ndarray:
-        return np.where(self.high - self.low > 1e-6, (self.high - self.low) / 2, 1.0).astype(np.float32)
+        """The normaliser stats.json records for `key` (qpos or action)."""
+        settings = stats["normalization"]
+        if settings["mode"] == "min_max":
+            return cls.min_max(stats, key)
+        width = len(stats[key]["min"])
+        divisors = settings[f"{key}_divisors"] or [1.0] * width
+        return cls(np.zeros(width, np.float32), np.asarray(divisors, np.float32))
 
     def normalize(self, values: np.ndarray) -> np.ndarray:
-        return ((values - (self.high + self.low) / 2) / self._scale).astype(np.float32)
+        return ((values - self.offset) / self.scale).astype(np.float32)
 
     def denormalize(self, values: np.ndarray) -> np.ndarray:
-        return (values * self._scale + (self.high + self.low) / 2).astype(np.float32)
+        return (values * self.scale + self.offset).astype(np.float32)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from rdtflow.model.encoders import TextEncoder
+from rdtflow.model.encoders import TextEncoder, text_encoder_placement
 
 
 def instruction_key(text: str) -> str:
@@ -36,11 +36,12 @@ def load_language_table(path: Path) -> dict[str, torch.Tensor]:
         return {names[key]: table.get_tensor(key) for key in table.keys()}
 
 
-def encode_instructions(index_path: Path, text_encoder_dir: Path, max_tokens: int, out_path: Path) -> int:
+def encode_instructions(index_path: Path, text_encoder_dir: Path, encoders_cfg: dict, out_path: Path) -> int:
     """Embed every distinct instruction of the valid episodes; returns how many there were."""
     index = pd.read_parquet(index_path)
     instructions = sorted(index.loc[index["valid"], "instruction"].unique())
-    encoder = TextEncoder.load(text_encoder_dir, max_tokens)
+    placement = text_encoder_placement(encoders_cfg, built_small=encoders_cfg["text_path"] is None)
+    encoder = TextEncoder.load(text_encoder_dir, encoders_cfg["max_lang_tokens"], **placement)
     embeddings = {text: encoder.encode(text) for text in tqdm(instructions, desc="encoding instructions")}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_language_table(embeddings, out_path)

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from rdtflow.train.memory import ModelFootprint, estimate_peak
+from rdtflow.presets import load_named, shipped
 from rdtflow.train.layout import BatchLayout
+from rdtflow.train.memory import ModelFootprint, estimate_peak
 
 SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "hardware.schema.yaml"
-PROFILE_DIRS = (Path("config") / "hardware", Path(__file__).parents[2] / "config" / "hardware")
 
 
 class LayoutError(ValueError):
@@ -24,24 +22,14 @@ class LayoutError(ValueError):
 
 def shipped_profiles() -> list[str]:
     """Names of the profiles in config/hardware/."""
-    return sorted({path.stem for folder in PROFILE_DIRS if folder.is_dir() for path in folder.glob("*.yaml")})
+    return shipped("hardware")
 
 
 def load_profile(spec: str | dict) -> dict:
     """A validated profile with defaults, from a shipped name, a YAML path or an inline mapping."""
     from snakemake.utils import validate
 
-    if isinstance(spec, dict):
-        profile = dict(spec)
-    else:
-        candidates = [Path(spec)] if spec.endswith((".yaml", ".yml")) else [d / f"{spec}.yaml" for d in PROFILE_DIRS]
-        found = next((path for path in candidates if path.is_file()), None)
-        if found is None:
-            raise FileNotFoundError(
-                f"hardware: no profile '{spec}' (looked for {', '.join(str(c) for c in candidates)}); "
-                f"shipped profiles: {', '.join(shipped_profiles())}"
-            )
-        profile = {"name": found.stem, **(yaml.safe_load(found.read_text()) or {})}
+    profile = dict(spec) if isinstance(spec, dict) else load_named("hardware", spec, "hardware")
     validate(profile, str(SCHEMA_PATH), set_default=True)
     return profile
 

@@ -1,12 +1,29 @@
-"""The `accelerate launch` arguments of a training job, from the hardware profile.
+"""The command of a training job and the Slurm allocation it needs, from the hardware profile.
 
-One function, used by the workflow's train rule and by `rdtflow plan` to show the user the
-exact command, so what is shown is what runs.
+One place, used by the workflow's train rule and by `rdtflow plan` to show the user the exact
+command, so what is shown is what runs. The allocation is here too because it must agree with
+the command: one `accelerate launch` per node, started by one Slurm task per node.
 """
 
 from __future__ import annotations
 
+import shlex
+
 from rdtflow.train.hardware import process_count
+
+# Host memory a cluster job asks for, per training process. A GPU process holds the model
+# while loading it and feeds its DataLoader workers; a CPU process trains in host memory.
+HOST_MEMORY_MB_PER_PROCESS = {"gpu": 32 * 1024, "cpu": 8 * 1024}
+
+# Every node runs this: machine 0 of the allocation hosts the rendezvous. The rank comes from
+# Slurm's task id and the address from the allocation's node list, so the same line works on
+# any pair of nodes (and on one host, where the first node name resolves to itself). The port
+# is derived from the job id so that two jobs sharing a node do not collide.
+RENDEZVOUS_FLAGS = (
+    '--machine_rank "$SLURM_PROCID"'
+    ' --main_process_ip "$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"'
+    ' --main_process_port "$((20000 + SLURM_JOB_ID % 10000))"'
+)
 
 
 def accelerate_launch_args(hardware: dict) -> str:
@@ -23,3 +40,54 @@ def accelerate_launch_args(hardware: dict) -> str:
     if hardware["device"] == "cpu":
         args.append(f"--num_cpu_threads_per_process {hardware['cpu_threads']}")
     return " ".join(args)
+
+
+def node_command(hardware: dict, train_args: str) -> str:
+    """What one node runs: `accelerate launch ... -m rdtflow.cli train {train_args}`.
+
+    `train_args` is already shell-quoted. On several nodes the line reads its machine rank and
+    the rendezvous address from the Slurm task's environment, so it must run as a Slurm task.
+    """
+    rendezvous = f" {RENDEZVOUS_FLAGS}" if hardware["nodes"] > 1 else ""
+    return f"accelerate launch {accelerate_launch_args(hardware)}{rendezvous} -m rdtflow.cli train {train_args}"
+
+
+def train_command(hardware: dict, train_args: str) -> str:
+    """The shell command of one training job: the node command, on every node of the allocation.
+
+    On one node it runs directly. On several, `srun` starts it once per node inside the job's
+    allocation; `--overlap` because the Snakemake job step that runs this command already
+    holds the CPUs of the first node, and a step without it would wait for them forever.
+    """
+    command = node_command(hardware, train_args)
+    nodes = hardware["nodes"]
+    if nodes == 1:
+        return command
+    return f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 --overlap bash -c {shlex.quote(command)}"
+
+
+def cpus_per_node(hardware: dict) -> int:
+    """CPUs of one node's launcher: its processes' threads (CPU) or DataLoader workers (GPU)."""
+    if hardware["device"] == "gpu":
+        return hardware["gpus_per_node"] * (1 + hardware["dataloader_workers"])
+    return hardware["processes_per_node"] * hardware["cpu_threads"]
+
+
+def train_job_resources(hardware: dict) -> dict:
+    """Snakemake resources of a training job, as the Slurm executor plugin reads them.
+
+    One task per node, each with all of the node's CPUs for training; GPUs as a per-node
+    GRES, so a two-node job gets `gpus_per_node` on each. `tasks_per_gpu: 0` stops the plugin
+    from reading `tasks` as tasks per GPU, which would start the launcher once per GPU.
+    A CPU profile requests no GPUs at all: sbatch refuses GPU jobs where there are none.
+    """
+    per_node = hardware["gpus_per_node"] if hardware["device"] == "gpu" else hardware["processes_per_node"]
+    resources = {
+        "nodes": hardware["nodes"],
+        "tasks": hardware["nodes"],
+        "cpus_per_task": cpus_per_node(hardware),
+        "mem_mb": per_node * HOST_MEMORY_MB_PER_PROCESS[hardware["device"]],
+    }
+    if hardware["device"] == "gpu":
+        resources |= {"gres": f"gpu:{hardware['gpus_per_node']}", "tasks_per_gpu": 0}
+    return resources

@@ -16,9 +16,9 @@ from rdtflow.config import checkpoint_steps
 from rdtflow.model.shapes import encoder_shapes, parameter_counts, policy_config
 from rdtflow.paths import RunPaths
 from rdtflow.train.hardware import resolve_layout, usable_memory_gib
-from rdtflow.train.launch import accelerate_launch_args
-from rdtflow.train.memory import ModelFootprint, estimate_peak, measured_speed
+from rdtflow.train.launch import train_command
 from rdtflow.train.layout import BatchLayout
+from rdtflow.train.memory import ModelFootprint, estimate_peak, measured_speed
 
 
 @dataclass
@@ -133,6 +133,17 @@ def _better_layouts(config: dict, layout: BatchLayout, footprint: ModelFootprint
     ]
 
 
+def _pretrained_units_warnings(config: dict) -> list[str]:
+    """Published RDT weights expect raw units; min/max inputs would start fine-tuning off-distribution."""
+    if config["model"]["pretrained"] and config["data"]["normalization"]["mode"] != "raw":
+        return [
+            "model.pretrained was pre-trained on raw unified vectors (radians, grippers in [0, 1]) but "
+            "data.normalization.mode is min_max: set it to raw (with divisors that bring grippers to [0, 1], "
+            "as data.preset agilex does) unless you mean to re-learn the input scale"
+        ]
+    return []
+
+
 def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
     hardware, train = config["hardware"], config["train"]
     lang_tokens = language_tokens(config)
@@ -140,9 +151,9 @@ def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
     layout = resolve_layout(hardware, train["effective_batch"], footprint)
     memory = estimate_peak(footprint, layout.micro_batch, layout.accumulation, layout.processes, hardware["param_dtype"])
     capacity = usable_memory_gib(hardware)
-    warnings = []
+    memory_warnings = []
     if capacity is not None and memory.total_gib > capacity:
-        warnings.append(
+        memory_warnings.append(
             f"micro-batch {layout.micro_batch} needs an estimated {memory.total_gib:.1f} GiB per device, more than "
             f"the {capacity:.1f} GiB usable of {hardware['gpu_memory_gib']} GiB: it will run out of memory; lower "
             "per_device_batch and raise gradient_accumulation, or use per_device_batch: auto"
@@ -156,8 +167,9 @@ def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
         checkpoint_steps=checkpoint_steps(train),
         manifest_samples=manifest_samples,
         epochs=samples_needed / manifest_samples if manifest_samples else None,
-        launch_command=f"accelerate launch {accelerate_launch_args(hardware)} -m rdtflow.cli train "
-        f"--config <the train stage's config> --until-step {checkpoint_steps(train)[0]}",
+        launch_command=train_command(
+            hardware, f"--config <the train stage config> --until-step {checkpoint_steps(train)[0]}"
+        ),
         parameters=parameters,
         memory_gib={name: round(gib, 2) for name, gib in memory.parts().items()},
         peak_gib=round(memory.total_gib, 2),
@@ -165,8 +177,8 @@ def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
         encoder_source=encoder_source,
         language_tokens=lang_tokens,
         language_tokens_measured=RunPaths.from_config(config).language.is_file(),
-        warnings=warnings,
-        suggestions=[] if warnings else _better_layouts(config, layout, footprint),
+        warnings=memory_warnings + _pretrained_units_warnings(config),
+        suggestions=[] if memory_warnings else _better_layouts(config, layout, footprint),
     )
 
 

@@ -13,7 +13,6 @@ RDT's trainer steps its EMA once per micro-batch).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +24,6 @@ from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
@@ -34,6 +32,7 @@ from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.shapes import encoder_shapes, policy_config
 from rdtflow.model.weights import load_strict, read_state_dict
 from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.progress import progress
 from rdtflow.train.augment import (
     Augmentation,
     augment_conditions,
@@ -41,12 +40,21 @@ from rdtflow.train.augment import (
     mask_precomputed_slots,
     sample_generators,
 )
-from rdtflow.train.checkpoint import WEIGHTS, load_training_state, save_checkpoint
+from rdtflow.train.checkpoint import (
+    WEIGHTS,
+    load_training_state,
+    resumable_checkpoint,
+    save_checkpoint,
+)
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.plan import training_layout
-from rdtflow.train.samples import SampleOrder, StepSamples, TrainingSamples, collate, diffusion_draws
-
-LOG_EVERY = 50
+from rdtflow.train.samples import (
+    SampleOrder,
+    StepSamples,
+    TrainingSamples,
+    collate,
+    diffusion_draws,
+)
 
 
 class MicroBatches(torch.utils.data.Sampler):
@@ -89,6 +97,8 @@ def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
 def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path:
     """Train from `resume_from` (or from scratch) to optimizer step `until_step`; returns the checkpoint."""
     train, hardware = config["train"], config["hardware"]
+    if resume_from is not None:
+        resume_from = resumable_checkpoint(resume_from)
     layout = training_layout(config)
     accelerator = Accelerator(
         gradient_accumulation_steps=layout.accumulation,
@@ -142,10 +152,10 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
     noise_shape = (unwrapped.config.pred_horizon, unwrapped.config.action_dim)
     train_timesteps = unwrapped.config.noise_scheduler.num_train_timesteps
     log_rows = []
-    interactive = accelerator.is_main_process and sys.stderr.isatty()
-    progress = tqdm(range(start_step, until_step), desc=f"train to step {until_step}", disable=not interactive)
+    steps = progress(range(start_step, until_step), desc=f"train to step {until_step}", unit="step",
+                     enabled=accelerator.is_main_process)
     started = time.perf_counter()
-    for step in progress:
+    for step in steps:
         step_losses = []
         for micro_step in range(layout.accumulation):
             raw = next(micro_batches)
@@ -176,9 +186,7 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         samples_seen = (step + 1) * layout.effective_batch
         rate = (step + 1 - start_step) * layout.effective_batch / (time.perf_counter() - started)
         log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr, "samples_per_s": rate})
-        progress.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
-        if accelerator.is_main_process and not interactive and (step + 1) % LOG_EVERY == 0:
-            print(f"step {step + 1}/{train['max_steps']} loss {mean_loss:.4f} lr {lr:.2e} {rate:.0f} samples/s", flush=True)
+        steps.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_per_s=f"{rate:.0f}")
 
     out_dir = paths.checkpoint(until_step)
     accelerator.wait_for_everyone()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -15,7 +16,13 @@ import pytest
 from rdtflow.data.episode import encode_jpeg
 from rdtflow.data.validate import DemoValidationError, first_moving_step, validate_demos
 
-from .conftest import IDLE_STEPS, INSTRUCTION, synthetic_frames, synthetic_trajectory, write_synthetic_episode
+from .conftest import (
+    IDLE_STEPS,
+    INSTRUCTION,
+    synthetic_frames,
+    synthetic_trajectory,
+    write_synthetic_episode,
+)
 
 BAD_SEED = 99
 
@@ -27,153 +34,205 @@ def run_validation(demo_dir: Path, data_cfg: dict) -> tuple[pd.DataFrame, dict]:
     return pd.read_parquet(out / "validated.parquet"), json.loads((out / "validation.json").read_text())
 
 
-def write_bad(demo_dir: Path, **replacements) -> Path:
-    return write_synthetic_episode(demo_dir / "bad.hdf5", seed=BAD_SEED, **replacements)
+def write_bad(path: Path, **replacements) -> Path:
+    return write_synthetic_episode(path, seed=BAD_SEED, **replacements)
+
+
+def rewrite(path: Path, key: str, data) -> None:
+    """Replace one dataset of an episode file."""
+    with h5py.File(path, "a") as h5:
+        del h5[key]
+        h5[key] = data
 
 
 def with_value(value: float) -> Callable[[Path], Path]:
-    def write(demo_dir: Path) -> Path:
+    def write(path: Path) -> Path:
         action, _ = synthetic_trajectory(20, 3, BAD_SEED)
         action[5, 1] = value
-        return write_bad(demo_dir, action=action)
+        return write_bad(path, action=action)
 
+    write.__name__ = f"with_{value}"
     return write
 
 
-def missing_dataset(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
-    with h5py.File(path, "a") as h5:
-        del h5["/observations/qpos"]
-    return path
+def without(key: str) -> Callable[[Path], Path]:
+    def write(path: Path) -> Path:
+        write_bad(path)
+        with h5py.File(path, "a") as h5:
+            del h5[key]
+        return path
+
+    write.__name__ = f"without_{key.strip('/').replace('/', '_')}"
+    return write
 
 
-def mismatched_lengths(demo_dir: Path) -> Path:
+def with_integers(values: np.ndarray) -> Callable[[Path], Path]:
+    """The action stored as integers, e.g. 4294967295 (-1 wrapped by uint32) at step 5 column 1."""
+
+    def write(path: Path) -> Path:
+        write_bad(path)
+        action = np.zeros((20, 3), values.dtype)
+        action[5, 1] = values[0]
+        rewrite(path, "/action", action)
+        return path
+
+    write.__name__ = f"with_{values.dtype}"
+    return write
+
+
+def mismatched_lengths(path: Path) -> Path:
     action, _ = synthetic_trajectory(19, 3, BAD_SEED)
-    return write_bad(demo_dir, action=action)
+    return write_bad(path, action=action)
 
 
-def mismatched_frame_count(demo_dir: Path) -> Path:
-    return write_bad(demo_dir, frames={"cam_high": synthetic_frames(18, BAD_SEED)})
+def mismatched_frame_count(path: Path) -> Path:
+    return write_bad(path, frames={"cam_high": synthetic_frames(18, BAD_SEED)})
 
 
-def undecodable_jpeg(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
-    with h5py.File(path, "a") as h5:
+def undecodable_jpeg(path: Path) -> Path:
+    write_bad(path)
+    with h5py.File(path, "r") as h5:
         frames = list(h5["/observations/images/cam_high"][()])
-        frames[7] = frames[7][: len(frames[7]) // 2]  # a truncated JPEG, as an interrupted recorder leaves it
-        del h5["/observations/images/cam_high"]
-        h5["/observations/images/cam_high"] = np.array(frames)
+    frames[7] = frames[7][: len(frames[7]) // 2]  # a truncated JPEG, as an interrupted recorder leaves it
+    rewrite(path, "/observations/images/cam_high", np.array(frames))
     return path
 
 
-def not_hdf5(demo_dir: Path) -> Path:
-    path = demo_dir / "bad.hdf5"
+def not_hdf5(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("this is a CSV export, not an HDF5 file\n")
     return path
 
 
-def empty_file(demo_dir: Path) -> Path:
-    path = demo_dir / "bad.hdf5"
+def empty_file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.touch()
     return path
 
 
-def truncated_file(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
+def truncated_file(path: Path) -> Path:
+    write_bad(path)
     path.write_bytes(path.read_bytes()[:2000])
     return path
 
 
-def duplicate(demo_dir: Path) -> Path:
-    return Path(shutil.copy(demo_dir / "good_000.hdf5", demo_dir / "zz_copy_of_good_000.hdf5"))
+def duplicate(path: Path) -> Path:
+    """A copy of good_000; named after it so that it sorts after the original, which is kept."""
+    return Path(shutil.copy(path.parent / "good_000.hdf5", path.parent / "good_000_copy.hdf5"))
 
 
-def too_short(demo_dir: Path) -> Path:
-    return write_synthetic_episode(demo_dir / "bad.hdf5", n_steps=8, seed=BAD_SEED)
+def too_short(path: Path) -> Path:
+    return write_synthetic_episode(path, n_steps=8, seed=BAD_SEED)
 
 
-def zero_steps(demo_dir: Path) -> Path:
+def zero_steps(path: Path) -> Path:
     empty = np.zeros((0, 3), np.float32)
-    return write_bad(demo_dir, action=empty, qpos=empty, frames={"cam_high": []})
+    return write_bad(path, action=empty, qpos=empty, frames={"cam_high": []})
 
 
-def never_moves(demo_dir: Path) -> Path:
+def never_moves(path: Path) -> Path:
     still = np.tile(np.float32([0.1, 0.2, 1.0]), (20, 1))
     still[10] += 0.0005  # sensor noise below data.moving_threshold
-    return write_bad(demo_dir, qpos=still)
+    return write_bad(path, qpos=still)
 
 
-def wrong_state_dim(demo_dir: Path) -> Path:
-    return write_synthetic_episode(demo_dir / "bad.hdf5", n_cols=4, seed=BAD_SEED)
+def wrong_state_dim(path: Path) -> Path:
+    return write_synthetic_episode(path, n_cols=4, seed=BAD_SEED)
 
 
-def bad_dtype(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
-    with h5py.File(path, "a") as h5:
-        del h5["/action"]
-        h5["/action"] = np.full((20, 3), b"x")
+def text_action(path: Path) -> Path:
+    write_bad(path)
+    rewrite(path, "/action", np.full((20, 3), b"x"))
     return path
 
 
-def raw_pixel_frames(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
-    with h5py.File(path, "a") as h5:
-        del h5["/observations/images/cam_high"]
-        h5["/observations/images/cam_high"] = np.stack(synthetic_frames(20, BAD_SEED))
+def raw_pixel_frames(path: Path) -> Path:
+    write_bad(path)
+    rewrite(path, "/observations/images/cam_high", np.stack(synthetic_frames(20, BAD_SEED)))
     return path
 
 
-def missing_camera(demo_dir: Path) -> Path:
-    return write_synthetic_episode(demo_dir / "bad.hdf5", cameras=("cam_low",), seed=BAD_SEED)
+def missing_camera(path: Path) -> Path:
+    return write_synthetic_episode(path, cameras=("cam_low",), seed=BAD_SEED)
 
 
-def missing_image_group(demo_dir: Path) -> Path:
-    path = write_bad(demo_dir)
-    with h5py.File(path, "a") as h5:
-        del h5["/observations/images"]
-    return path
+def missing_instruction(path: Path) -> Path:
+    return write_synthetic_episode(path.parent / "other_task" / path.name, seed=BAD_SEED)
 
 
-def missing_instruction(demo_dir: Path) -> Path:
-    return write_synthetic_episode(demo_dir / "other_task" / "bad.hdf5", seed=BAD_SEED)
-
-
-def frame_size_changes(demo_dir: Path) -> Path:
+def frame_size_changes(path: Path) -> Path:
     frames = synthetic_frames(20, BAD_SEED)
     frames[12] = np.zeros((24, 24, 3), np.uint8)
-    return write_bad(demo_dir, frames={"cam_high": frames})
+    return write_bad(path, frames={"cam_high": frames})
+
+
+def outside_file(path: Path) -> Path:
+    """A file with a valid action array next to (not inside) the demo folder."""
+    outside = path.parent.parent / "elsewhere" / f"{path.stem}_source.h5"
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(outside, "w") as h5:
+        h5["action"] = synthetic_trajectory(20, 3, BAD_SEED)[0]
+    return outside
+
+
+def external_link(path: Path, target: Path | None = None) -> Path:
+    """The action is an HDF5 external link to another file (outside the demo folder by default)."""
+    target = target or outside_file(path)
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        del h5["/action"]
+        h5["/action"] = h5py.ExternalLink(os.path.relpath(target, path.parent), "action")
+    return path
+
+
+def virtual_dataset(path: Path) -> Path:
+    """The action is a virtual dataset whose source is a file outside the demo folder."""
+    source = outside_file(path)
+    write_bad(path)
+    layout = h5py.VirtualLayout(shape=(20, 3), dtype="f4")
+    layout[:] = h5py.VirtualSource(str(source), "action", shape=(20, 3))
+    with h5py.File(path, "a") as h5:
+        del h5["/action"]
+        h5.create_virtual_dataset("action", layout)
+    return path
 
 
 CASES = [
-    (missing_dataset, "missing_dataset", "'/observations/qpos'"),
-    (missing_image_group, "missing_dataset", "data.image_group"),
+    (not_hdf5, "not_hdf5", "no HDF5 signature"),
+    (truncated_file, "truncated_file", "cut short"),
+    (empty_file, "empty_file", "0 bytes"),
+    (without("/action"), "missing_dataset", "no dataset '/action'"),
+    (without("/observations/qpos"), "missing_dataset", "'/observations/qpos'"),
+    (without("/observations/images"), "missing_dataset", "data.image_group"),
+    (missing_camera, "missing_camera", "cam_high not in '/observations/images' (it holds cam_low)"),
     (mismatched_lengths, "length_mismatch", "'/action': 19"),
     (mismatched_frame_count, "length_mismatch", "camera cam_high': 18"),
+    (wrong_state_dim, "wrong_state_dim", "(20, 4)"),
+    (text_action, "bad_dtype", "'/action' has dtype"),
+    (raw_pixel_frames, "bad_dtype", "must be JPEG-encoded"),
+    (with_integers(np.array([2**32 - 1], np.uint32)), "integer_overflow", "holds 4294967295 at step 5 column 1"),
+    (with_integers(np.array([2**40], np.int64)), "integer_overflow", "'/action' (int64) holds 1099511627776"),
     (with_value(np.nan), "nan_values", "first at step 5 column 1 (right_eef_pos_y)"),
     (with_value(np.inf), "inf_values", "first at step 5 column 1"),
-    (undecodable_jpeg, "undecodable_jpeg", "camera 'cam_high' step 7"),
-    (not_hdf5, "not_hdf5", "cannot be read as HDF5"),
-    (empty_file, "not_hdf5", "cannot be read as HDF5"),
-    (truncated_file, "not_hdf5", "truncated"),
-    (duplicate, "duplicate", "good_000.hdf5"),
+    (zero_steps, "zero_steps", "0 steps"),
     (too_short, "too_short", "8 steps"),
-    (zero_steps, "too_short", "0 steps"),
     (never_moves, "never_moves", "data.moving_threshold=0.001"),
-    (wrong_state_dim, "wrong_state_dim", "(20, 4)"),
-    (bad_dtype, "bad_dtype", "'/action' has dtype"),
-    (raw_pixel_frames, "bad_dtype", "must be JPEG-encoded"),
-    (missing_camera, "missing_camera", "cam_high not in '/observations/images' (it holds cam_low)"),
-    (missing_instruction, "missing_instruction", "other_task/instruction.json"),
+    (undecodable_jpeg, "undecodable_jpeg", "camera 'cam_high' step 7"),
     (frame_size_changes, "frame_size_changes", "step 12 is 24x24 but step 0 is 16x16"),
+    (duplicate, "duplicate", "good_000.hdf5"),
+    (missing_instruction, "missing_instruction", "other_task/instruction.json"),
+    (external_link, "external_link", "outside the demo folder"),
+    (virtual_dataset, "virtual_dataset", "outside the demo folder"),
 ]
+CASE_IDS = [case[0].__name__ for case in CASES]
 
 
-@pytest.mark.parametrize(("write_broken", "reason", "detail"), CASES, ids=[case[0].__name__ for case in CASES])
+@pytest.mark.parametrize(("write_broken", "reason", "detail"), CASES, ids=CASE_IDS)
 def test_broken_file_is_rejected_and_good_ones_kept(
     demo_dir: Path, good_demos, data_cfg: dict, write_broken, reason: str, detail: str
 ) -> None:
     good = good_demos(2)
-    broken = write_broken(demo_dir).resolve()
+    broken = write_broken(demo_dir / "bad.hdf5").resolve()
 
     validated, report = run_validation(demo_dir, data_cfg)
 
@@ -183,6 +242,56 @@ def test_broken_file_is_rejected_and_good_ones_kept(
     assert report["n_files"] == 3 and report["n_valid"] == 2 and report["rejected_by_reason"] == {reason: 1}
     (rejection,) = report["rejected"]
     assert rejection["reason"] == reason and detail in rejection["detail"]
+
+
+def test_a_folder_with_every_kind_of_bad_file(demo_dir: Path, good_demos, data_cfg: dict, capsys) -> None:
+    """One folder as a real one looks: every bad kind next to good episodes, each named with its reason."""
+    good = good_demos(3)
+    expected = {write(demo_dir / f"{name}.hdf5").resolve(): reason for (write, reason, _), name in zip(CASES, CASE_IDS)}
+
+    validated, report = run_validation(demo_dir, data_cfg)
+
+    assert {Path(r["path"]): r["reason"] for r in report["rejected"]} == expected
+    assert sorted(validated.loc[validated["valid"], "path"]) == sorted(str(path.resolve()) for path in good)
+    assert report["n_files"] == len(CASES) + 3 and report["n_valid"] == 3
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith(f"validated {len(CASES) + 3} files: 3 accepted, {len(CASES)} rejected (")
+    assert "missing_dataset: 3" in summary and "integer_overflow: 2" in summary and "zero_steps: 1" in summary
+
+
+def test_external_data_inside_the_folder_or_allowed_is_read(demo_dir: Path, good_demos, data_cfg: dict) -> None:
+    good_demos(1)
+    external_link(demo_dir / "inside.hdf5", target=outside_file(demo_dir / "sources" / "x.hdf5"))  # demos/elsewhere/
+    external_link(demo_dir / "outside.hdf5")
+
+    validated, _ = run_validation(demo_dir, data_cfg)
+    reasons = validated.set_index("episode_id")["reason"].to_dict()
+    assert reasons == {"good_000": "", "inside": "", "outside": "external_link"}
+    validated, _ = run_validation(demo_dir, data_cfg | {"allow_external_files": True})
+    # now read through its link: the same arrays as `inside`, so recognised as a copy of it
+    reasons = validated.set_index("episode_id")["reason"].to_dict()
+    assert reasons == {"good_000": "", "inside": "", "outside": "duplicate"}
+
+
+def test_external_data_whose_file_is_missing_is_rejected_even_when_allowed(
+    demo_dir: Path, good_demos, data_cfg: dict
+) -> None:
+    good_demos(2)
+    virtual_dataset(demo_dir / "bad.hdf5")
+    next((demo_dir.parent / "elsewhere").glob("*.h5")).unlink()  # HDF5 would read the fill value, 0
+    _, report = run_validation(demo_dir, data_cfg | {"allow_external_files": True})
+    (rejection,) = report["rejected"]
+    assert rejection["reason"] == "virtual_dataset" and "which does not exist" in rejection["detail"]
+
+
+def test_integers_that_float32_holds_are_accepted(demo_dir: Path, good_demos, data_cfg: dict) -> None:
+    good_demos(1)
+    path = write_bad(demo_dir / "encoder_ticks.hdf5")
+    action, qpos = synthetic_trajectory(20, 3, BAD_SEED)
+    rewrite(path, "/action", np.round(action * 1000).astype(np.int32))
+    rewrite(path, "/observations/qpos", np.round(qpos * 1000).astype(np.int32))
+    validated, _ = run_validation(demo_dir, data_cfg)
+    assert validated["valid"].all()
 
 
 def test_valid_rows_describe_the_episode(demo_dir: Path, good_demos, data_cfg: dict, capsys) -> None:
@@ -208,9 +317,9 @@ def test_valid_rows_describe_the_episode(demo_dir: Path, good_demos, data_cfg: d
 
 def test_summary_counts_rejections_by_reason(demo_dir: Path, good_demos, data_cfg: dict, capsys) -> None:
     good_demos(1)
-    not_hdf5(demo_dir)
-    (demo_dir / "empty.hdf5").touch()
-    too_short(demo_dir / "short")
+    not_hdf5(demo_dir / "a.hdf5")
+    not_hdf5(demo_dir / "b.hdf5")
+    too_short(demo_dir / "short" / "c.hdf5")
     run_validation(demo_dir, data_cfg)
     assert "validated 4 files: 1 accepted, 3 rejected (not_hdf5: 2, too_short: 1)" in capsys.readouterr().out
 
@@ -235,8 +344,8 @@ def test_missing_folder_is_an_error(tmp_path: Path, data_cfg: dict) -> None:
 
 
 def test_no_valid_episode_is_an_error_with_counts(demo_dir: Path, data_cfg: dict) -> None:
-    not_hdf5(demo_dir)
-    too_short(demo_dir / "short")
+    not_hdf5(demo_dir / "bad.hdf5")
+    too_short(demo_dir / "short" / "bad.hdf5")
     with pytest.raises(DemoValidationError, match=r"no valid episode under .*all 2 files were rejected \(") as error:
         run_validation(demo_dir, data_cfg)
     assert "not_hdf5: 1" in str(error.value) and "too_short: 1" in str(error.value)
@@ -245,7 +354,7 @@ def test_no_valid_episode_is_an_error_with_counts(demo_dir: Path, data_cfg: dict
 
 def test_strict_mode_makes_any_rejection_fatal(demo_dir: Path, good_demos, data_cfg: dict) -> None:
     good_demos(2)
-    with_value(np.nan)(demo_dir)
+    with_value(np.nan)(demo_dir / "bad.hdf5")
     with pytest.raises(DemoValidationError, match=r"1 of 3 files .* data.strict is true(.|\n)*bad: nan_values"):
         run_validation(demo_dir, data_cfg | {"strict": True})
 

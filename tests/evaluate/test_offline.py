@@ -1,8 +1,9 @@
-"""Data without a simulator (agilex layout): validate -> manifest -> train -> offline evaluation.
+"""Data without a simulator (the agilex preset): validate -> manifest -> train -> offline evaluation.
 
-Three cameras of non-square JPEG frames, 14-d joints in RDT's unified vector, two frames of
-history, and an evaluation that reports open-loop action error per episode and per
-dimension group, with no success rate, never an invented one.
+Three cameras of non-square JPEG frames, 14-d joints in RDT's unified vector in raw units
+with the grippers rescaled, a still start that is trimmed, two frames of history, the
+rdt-1b token layout at tiny width, and an evaluation that reports open-loop action error
+per episode and per dimension group, with no success rate, never an invented one.
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 from rdtflow.cli import main as rdtflow
+from rdtflow.config import validate_config
 from rdtflow.data.episode import write_episode
 from tests.sizes import TINY_ENCODERS, TINY_MODEL
 
-REPO = Path(__file__).resolve().parents[2]
-AGILEX_DATA = yaml.safe_load((REPO / "config" / "paper" / "rdt1b-finetune.yaml").read_text())["data"]
+AGILEX_DATA = validate_config({"run": "x", "data": {"preset": "agilex"}})["data"]
+STILL_STEPS = 3
 
 
 def write_agilex_episodes(folder: Path, count: int, steps: int = 14) -> None:
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
-    (folder / "instruction.json").write_text(json.dumps({"instruction": ["fold the towel", "fold it"]}))
+    (folder / AGILEX_DATA["instruction"]["file"]).write_text(json.dumps({"instruction": ["fold the towel", "fold it"]}))
     for index in range(count):
         qpos = np.cumsum(rng.normal(0, 0.05, (steps, 14)), axis=0).astype(np.float32)
+        qpos[:STILL_STEPS] = qpos[0]  # the robot idles before the demonstration starts
         frames = {camera: [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(steps)]
                   for camera in AGILEX_DATA["cameras"]}
         write_episode(folder / f"episode_{index}.hdf5", action=np.roll(qpos, -1, axis=0), qpos=qpos, frames=frames)
@@ -39,7 +43,7 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
         "results_dir": str(tmp_path / "results"),
         "hardware": {"device": "cpu", "per_device_batch": 4},
         "demos": {"generate": False, "dir": str(tmp_path / "demos")},
-        "data": {**AGILEX_DATA, "min_episode_steps": 5},
+        "data": {"preset": "agilex", "min_episode_steps": 5},
         "split": {"held_out": 2},
         "encoders": TINY_ENCODERS,
         "model": {**TINY_MODEL, "pred_horizon": 4, "img_history_size": 2},
@@ -54,6 +58,10 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     for stage in ("encoders", "validate", "split", "manifest", "encode-lang", "plan"):
         assert rdtflow([stage, "--config", str(config_file)]) == 0
     assert rdtflow(["train", "--config", str(config_file), "--until-step", "2"]) == 0
+    manifest = pd.read_parquet(run / "data" / "manifest.parquet")
+    assert manifest.groupby("episode_id")["step"].min().eq(STILL_STEPS).all()
+    stats = json.loads((run / "data" / "stats.json").read_text())
+    assert stats["normalization"]["mode"] == "raw" and stats["normalization"]["action_divisors"][6] == 11.8997
     checkpoint = run / "train" / "checkpoint-2"
     rdt_config = json.loads((checkpoint / "config.json").read_text())
     assert rdt_config["img_cond_len"] == 2 * 3 * 64 and rdt_config["img_pos_embed_config"] == [["image", [2, 3, -64]]]

@@ -82,7 +82,8 @@ def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path):
                              "num_attention_heads": 2, "intermediate_size": 16, "patch_size": 8}, seed=0)
     encode_image_features(tmp_path / "manifest.parquet", DATA_CFG, tmp_path / "vision", tmp_path / "features.safetensors")
 
-    stats = {"state_names": ["right_eef_pos_x", "right_eef_pos_y"], "qpos": {"min": [0, 0], "max": [5, 5]},
+    stats = {"state_names": ["right_eef_pos_x", "right_eef_pos_y"], "normalization": {"mode": "min_max"},
+             "qpos": {"min": [0, 0], "max": [5, 5]},
              "action": {"min": [0, 0], "max": [5, 5]}}
     inputs = PolicyInputs.create(stats, {}, VisionEncoder.load(tmp_path / "vision"), 10)
     from_frames = StepSamples(manifest, DATA_CFG, 2, img_history=2)

@@ -4,12 +4,12 @@ from pathlib import Path
 from rdtflow.config import checkpoint_steps, validate_config
 from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
 from rdtflow.stages import stage_config_json
-from rdtflow.train.launch import accelerate_launch_args
 
 
-# Schema (workflow/schemas/config.schema.yaml) with defaults, the hardware profile, and the
-# training lints: a bad config stops here, before any job runs.
-validate_config(config)
+# Schema (workflow/schemas/config.schema.yaml) with defaults, the hardware profile, the
+# training lints, the folders the config names and the split's size: a bad config stops
+# here, before any job runs.
+validate_config(config, check_files=True)
 
 PATHS = RunPaths.from_config(config)
 CHECKPOINT_STEPS = checkpoint_steps(config["train"])

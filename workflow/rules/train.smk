@@ -30,12 +30,12 @@ rule train:
     output:
         directory(str(PATHS.root / "train" / "checkpoint-{step}")),
     params:
-        settings=settings("train"),
-        resume=resume_argument,
-        launch=accelerate_launch_args(config["hardware"]),
-    threads: config["hardware"]["cpu_threads"]
+        command=train_shell_command,
+    threads: TRAIN_RESOURCES["cpus_per_task"]
+    resources:
+        **TRAIN_RESOURCES,
+        runtime=train_runtime,
     log:
         log_file("train/checkpoint-{step}"),
     shell:
-        "accelerate launch {params.launch} -m rdtflow.cli train --config {params.settings:q} "
-        "--until-step {wildcards.step} {params.resume} > {log} 2>&1"
+        "{params.command} > {log} 2>&1"
