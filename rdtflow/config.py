@@ -96,7 +96,7 @@ def _check_precomputed_features(config: dict) -> None:
         )
 
 
-def _lint_normalization(config: dict) -> None:
+def _check_divisors(config: dict) -> None:
     """Divisors must name every column once: a short list would silently shift the grippers."""
     data = config["data"]
     width = len(data["state_names"])
@@ -190,7 +190,7 @@ Check = Callable[[dict], None]
 # Each check reads the sections listed with it and runs only when the config has all of them:
 # a stage's partial config lacks the others, and a default must not stand in for them.
 CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
-    (("data",), _lint_normalization),
+    (("data",), _check_divisors),
     (("train",), _check_warmup),
     (("train",), _check_checkpoint_period),
     (("train", "model"), _check_precomputed_features),

@@ -94,6 +94,11 @@ def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
     return policy
 
 
+def _peak_device_memory_gib(device: torch.device) -> float | None:
+    """This process's peak allocated GPU memory (what `rdtflow plan` estimates); None on CPU."""
+    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+
+
 def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path:
     """Train from `resume_from` (or from scratch) to optimizer step `until_step`; returns the checkpoint."""
     train, hardware = config["train"], config["hardware"]
@@ -193,7 +198,8 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
     if accelerator.is_main_process:
         samples_seen = until_step * layout.effective_batch
         state = {"step": until_step, "samples_seen": samples_seen, "epoch": order.epoch(samples_seen),
-                 "effective_batch": layout.effective_batch, "layout": asdict(layout)}
+                 "effective_batch": layout.effective_batch, "layout": asdict(layout),
+                 "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device)}
         save_checkpoint(out_dir, unwrapped, optimizer, scheduler, ema, stats, state, pd.DataFrame(log_rows))
     accelerator.wait_for_everyone()
     return out_dir
