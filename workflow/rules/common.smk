@@ -33,10 +33,8 @@ def demo_inputs():
     """Generated demos (a folder this workflow writes) or every *.hdf5 file of the user's folder."""
     if config["demos"]["generate"]:
         return str(PATHS.demos)
-    folder = demo_dir(config)
-    if not folder.is_dir():
-        raise WorkflowError(f"demos.dir: folder {folder} does not exist; point it at your *.hdf5 episodes")
-    return sorted(str(path) for path in folder.rglob("*.hdf5"))
+    # validate_config(check_files=True) above has made sure the folder exists.
+    return sorted(str(path) for path in demo_dir(config).rglob("*.hdf5"))
 
 
 def previous_checkpoint(wildcards):
