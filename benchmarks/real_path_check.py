@@ -39,7 +39,7 @@ from rdtflow.model.shapes import KNOWN_VISION, encoder_shapes, policy_config
 from rdtflow.model.weights import load_pretrained
 from rdtflow.train.checkpoint import load_policy
 from rdtflow.train.launch import train_command
-from rdtflow.train.memory import MEASUREMENTS
+from rdtflow.train.memory import measurements
 
 CAMERAS = ("cam_high", "cam_left_wrist", "cam_right_wrist")
 T5_XXL = {"d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_heads": 64, "feed_forward_proj": "gated-gelu"}
@@ -136,9 +136,8 @@ def identical_after_export(checkpoint: Path, exported: Path, device: str) -> boo
 
 
 def reference_row(micro_batch: int) -> dict | None:
-    rows = [json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip()]
-    return next((row for row in rows if row.get("mode") == "bf16-params" and row.get("batch") == micro_batch
-                 and row.get("accum") == 1 and row.get("vision", True)), None)
+    return next((row for row in measurements() if row["mode"] == "bf16-params" and row["batch"] == micro_batch
+                 and row["accum"] == 1 and row["vision"]), None)
 
 
 def main() -> None:

@@ -165,6 +165,7 @@ def _check_split_sizes(config: dict) -> None:
         episode_id,
         find_episode_files,
     )
+    from rdtflow.paths import demo_dir
 
     demos, held_out = config["demos"], config["split"]["held_out"]
     if demos["generate"]:
@@ -173,7 +174,7 @@ def _check_split_sizes(config: dict) -> None:
         ids = [str(index) for index in range(demos["n_episodes"])]
         source = f"the demos.n_episodes={demos['n_episodes']} generated episodes"
     else:
-        folder = Path(demos["dir"]).resolve()
+        folder = demo_dir(config).resolve()
         try:
             ids = [episode_id(path, folder) for path in find_episode_files(folder)]
         except DemoValidationError as error:

@@ -163,15 +163,11 @@ def resumable_checkpoint(requested: Path) -> Path | None:
     Resuming from an earlier checkpoint gives the same result, only later: sample order,
     noise and augmentation are functions of (seed, sample number), not of job history.
     """
-    def step_of(folder: Path) -> int:
-        return int(folder.name.rsplit("-", 1)[1])
-
-    candidates = sorted(
-        (p for p in requested.parent.glob("checkpoint-*") if p.is_dir() and p.name.rsplit("-", 1)[1].isdigit()
-         and step_of(p) <= step_of(requested)),
-        key=step_of, reverse=True,
-    )
-    for folder in [requested] + [p for p in candidates if p != requested]:
+    steps = {folder: int(folder.name.rsplit("-", 1)[1]) for folder in requested.parent.glob("checkpoint-*")
+             if folder.is_dir() and folder.name.rsplit("-", 1)[1].isdigit()}
+    limit = int(requested.name.rsplit("-", 1)[1])
+    earlier = (folder for folder, step in steps.items() if step <= limit)
+    for folder in sorted(earlier, key=steps.get, reverse=True):  # `requested` first
         problem = f"{folder}: its weights were pruned" if (folder / PRUNED).is_file() else checkpoint_problem(folder)
         if problem is None:
             return folder

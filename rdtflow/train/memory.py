@@ -44,7 +44,7 @@ class Calibration:
 
 
 @lru_cache(maxsize=1)
-def _measurements() -> tuple[dict, ...]:
+def measurements() -> tuple[dict, ...]:
     """The successful measurement rows, read once."""
     rows = (json.loads(line) for line in MEASUREMENTS.read_text().splitlines() if line.strip())
     return tuple(row for row in rows if row["ok"])
@@ -53,7 +53,7 @@ def _measurements() -> tuple[dict, ...]:
 @lru_cache(maxsize=None)
 def calibration(mode: str) -> Calibration:
     """Least-squares line through the single-process, no-accumulation, vision-in-loop rows."""
-    usable = [r for r in _measurements() if r["mode"] == mode and r["accum"] == 1 and r["vision"]]
+    usable = [r for r in measurements() if r["mode"] == mode and r["accum"] == 1 and r["vision"]]
     batches = np.array([r["batch"] for r in usable], dtype=float)
     peaks = np.array([r["peak_alloc_gib"] for r in usable])
     slope, intercept = np.polyfit(batches, peaks, 1)
@@ -123,7 +123,7 @@ def estimate_peak(
 def _throughput_rows() -> dict[tuple[int, int], float]:
     return {
         (r["batch"], r["accum"]): r["samples_per_s"]
-        for r in _measurements() if r["mode"] == "bf16-params" and r["vision"]
+        for r in measurements() if r["mode"] == "bf16-params" and r["vision"]
     }
 
 
