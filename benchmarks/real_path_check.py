@@ -83,7 +83,8 @@ def run_config(work: Path, args: argparse.Namespace, vision: Path, text: Path) -
         "model": {**model, "pred_horizon": 64, "img_history_size": 2, "pretrained": str(work / "rdt-1b")},
         "train": {"max_steps": args.steps, "checkpointing_period": args.steps, "effective_batch": args.micro_batch,
                   "lr_scheduler": "constant_with_warmup", "lr_warmup_steps": 1, "learning_rate": 1e-4,
-                  "augment": {"image": True, "state_noise_snr_db": 40, "cond_mask_prob": 0.1}},
+                  "loss": "upstream",
+                  "augment": {"recipe": "upstream", "image": True, "state_noise_snr_db": 40, "cond_mask_prob": 0.1}},
     }
 
 

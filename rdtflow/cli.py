@@ -66,7 +66,7 @@ def _encode_lang(config: dict, args: argparse.Namespace) -> None:
 
     paths = RunPaths.from_config(config)
     count = encode_instructions(paths.index, encoder_dirs(config)[1], config["encoders"], paths.language)
-    print(f"encoded {count} distinct instructions into {paths.language}")
+    print(f"encoded {count} distinct instructions and the empty one into {paths.language}")
 
 
 def _encode_images(config: dict, args: argparse.Namespace) -> None:

@@ -109,6 +109,15 @@ def _check_divisors(config: dict) -> None:
             )
 
 
+def _check_cameras(config: dict) -> None:
+    """A role mapping must place each camera in one of RDT's slots, unambiguously."""
+    from rdtflow.data.cameras import role_conflicts
+
+    problems = role_conflicts(config["data"]["cameras"])
+    if problems:
+        raise ConfigError(f"data.cameras {config['data']['cameras']}: {'; '.join(problems)}")
+
+
 def _check_batch_layout(config: dict) -> None:
     """A fixed micro-batch must reach train.effective_batch exactly (LayoutError names the numbers);
     an `auto` one is chosen, and checked against memory, by the plan stage."""
@@ -192,6 +201,7 @@ Check = Callable[[dict], None]
 # a stage's partial config lacks the others, and a default must not stand in for them.
 CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
     (("data",), _check_divisors),
+    (("data",), _check_cameras),
     (("train",), _check_warmup),
     (("train",), _check_checkpoint_period),
     (("train", "model"), _check_precomputed_features),

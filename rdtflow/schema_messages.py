@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
 
 _TYPE_WORDS = {
     "integer": "an integer",
@@ -63,8 +64,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _branch_error(error: ValidationError) -> ValidationError | None:
+    """For a value that matches no alternative: the error inside the one alternative of its
+    own shape (an unknown key in a mapping, a wrong item in a list), where there is one."""
+    inside = [sub for sub in error.context if sub.relative_path or sub.validator in ("additionalProperties", "required")]
+    return best_match(inside) if inside else None
+
+
 def describe(error: ValidationError, prefix: str = "") -> str:
     """The message for one error; ``prefix`` is the key the validated mapping sits under."""
+    if error.validator in ("oneOf", "anyOf") and (inner := _branch_error(error)) is not None:
+        return describe(inner, prefix)
     parts = list(error.absolute_path)
     if error.validator == "additionalProperties":
         known = list(error.schema.get("properties", {}))

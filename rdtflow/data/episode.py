@@ -18,6 +18,8 @@ import h5py
 import numpy as np
 from PIL import Image
 
+from rdtflow.data.cameras import recorded_cameras
+
 
 @dataclass
 class Episode:
@@ -126,7 +128,7 @@ def episode_from_h5(h5: h5py.File, path: Path, data_cfg: dict) -> Episode:
         path=Path(path),
         action=_read_array(h5, data_cfg["action_key"]),
         qpos=_read_array(h5, data_cfg["qpos_key"]),
-        frames={camera: read_frames(h5[f"{image_group}/{camera}"]) for camera in data_cfg["cameras"]},
+        frames={camera: read_frames(h5[f"{image_group}/{camera}"]) for camera in recorded_cameras(data_cfg["cameras"])},
         attrs={name: _decode_attribute(value) for name, value in h5.attrs.items()},
     )
 

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from rdtflow.data.cameras import recorded_cameras
 from rdtflow.data.episode import (
     Episode,
     content_hash,
@@ -78,7 +79,7 @@ def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
 
 
 def _require_cameras(h5: h5py.File, image_group: str, cameras: list[str]) -> dict[str, h5py.Dataset]:
-    """Each configured camera's dataset: the model has one image slot per camera, all required."""
+    """Each configured camera's dataset: every camera that fills a model image slot is required."""
     group = h5.get(image_group)
     if not isinstance(group, h5py.Group):
         raise Rejected("missing_dataset", f"no image group '{image_group}'; set data.image_group to the right key")
@@ -190,7 +191,7 @@ def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
         data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
         for config_key in ("action_key", "qpos_key")
     }
-    cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), data_cfg["cameras"])
+    cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), recorded_cameras(data_cfg["cameras"]))
     for key, dataset in state_datasets.items():
         _check_state_dataset(key, dataset, data_cfg["state_names"])
         _check_integer_range(key, dataset)

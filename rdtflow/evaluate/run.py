@@ -9,9 +9,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rdtflow.data.cameras import camera_slots
 from rdtflow.data.episode import read_attributes, read_trajectory
 from rdtflow.evaluate.closed_loop import run_closed_loop
-from rdtflow.evaluate.policies import ChunkPolicy, DiffusionPolicy, MeanTrajectoryPolicy, Observations
+from rdtflow.evaluate.policies import (
+    ChunkPolicy,
+    DiffusionPolicy,
+    MeanTrajectoryPolicy,
+    Observations,
+)
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import Normalizer, PolicyInputs
 from rdtflow.model.language import load_language_table
@@ -113,8 +119,11 @@ def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: i
 
 def closed_loop_outcomes(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> list[dict]:
     """Re-simulate each held-out episode from its stored initial state with `policy`."""
-    if list(config["data"]["cameras"]) != [CAMERA]:
-        raise ValueError(f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}'; data.cameras is {config['data']['cameras']}")
+    if camera_slots(config["data"]["cameras"]) != [CAMERA]:
+        raise ValueError(
+            f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}' into one image slot; "
+            f"data.cameras is {config['data']['cameras']}: set it to [{CAMERA}]"
+        )
     return run_closed_loop(
         policy,
         [load_reset(read_attributes(Path(path))) for path in episodes["path"]],

@@ -81,6 +81,14 @@ class PolicyInputs:
     def unified_action(self, action: np.ndarray) -> np.ndarray:
         return to_unified(self.action_normalizer.normalize(action), self.indices)
 
+    def unified_state_std(self, qpos_std: np.ndarray) -> np.ndarray:
+        """(..., D) std of raw qpos columns -> (..., 128) std in model units (0 in padding)."""
+        return to_unified(qpos_std / self.state_normalizer.scale, self.indices)
+
+    def action_mask(self) -> np.ndarray:
+        """(128,) 1 where this robot's columns sit in the unified vector, RDT's state_elem_mask."""
+        return unified_mask(self.indices)
+
     def raw_action(self, unified: np.ndarray) -> np.ndarray:
         """(..., 128) model output -> (..., D) actions in the robot's units."""
         return self.action_normalizer.denormalize(unified[..., self.indices])
@@ -124,7 +132,7 @@ class PolicyInputs:
         batch = len(qpos)
         return {
             "state": torch.from_numpy(self.unified_state(qpos))[:, None],
-            "action_mask": torch.from_numpy(unified_mask(self.indices)).expand(batch, 1, -1).clone(),
+            "action_mask": torch.from_numpy(self.action_mask()).expand(batch, 1, -1).clone(),
             "lang_tokens": lang_tokens,
             "lang_mask": lang_mask,
             "img_tokens": img_tokens,

@@ -18,6 +18,11 @@ from tqdm import tqdm
 
 from rdtflow.model.encoders import TextEncoder, text_encoder_placement
 
+# Encoded into every table: RDT's condition masking replaces a masked instruction by the
+# embedding of the empty one (train.augment.recipe upstream). No episode has it: a blank
+# instruction is a rejected episode.
+EMPTY_INSTRUCTION = ""
+
 
 def instruction_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -37,12 +42,14 @@ def load_language_table(path: Path) -> dict[str, torch.Tensor]:
 
 
 def encode_instructions(index_path: Path, text_encoder_dir: Path, encoders_cfg: dict, out_path: Path) -> int:
-    """Embed every distinct instruction of the valid episodes; returns how many there were."""
+    """Embed every distinct instruction of the valid episodes, and the empty instruction;
+    returns how many episode instructions there were."""
     index = pd.read_parquet(index_path)
     instructions = sorted(index.loc[index["valid"], "instruction"].unique())
     placement = text_encoder_placement(encoders_cfg, built_small=encoders_cfg["text_path"] is None)
     encoder = TextEncoder.load(text_encoder_dir, encoders_cfg["max_lang_tokens"], **placement)
-    embeddings = {text: encoder.encode(text) for text in tqdm(instructions, desc="encoding instructions")}
+    texts = [*instructions, EMPTY_INSTRUCTION]
+    embeddings = {text: encoder.encode(text) for text in tqdm(texts, desc="encoding instructions")}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_language_table(embeddings, out_path)
-    return len(embeddings)
+    return len(instructions)

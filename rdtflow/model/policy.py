@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
-from rdtflow.model.rdt import RDT, RDTShape
+from rdtflow.model.rdt import NORMS, RDT, UPSTREAM_NORM, RDTShape
 
 UNIFIED_DIM = 128
 
@@ -32,8 +32,55 @@ class NoiseSchedulerConfig:
 
 
 @dataclass(frozen=True)
+class TransformerConfig:
+    """The `rdt` mapping of config.json.
+
+    `norm` is rdtflow's addition (upstream's loader ignores it): the normalisation formula
+    the weights were trained with. A config.json that names none is upstream's, whose
+    timm 1.0.3 norm is not the true RMS (rdtflow.model.rdt.UnbiasedVarianceNorm).
+    """
+
+    hidden_size: int = 2048
+    depth: int = 28
+    num_heads: int = 32
+    cond_pos_embed_type: str = "multimodal"  # the only kind upstream has
+    norm: str = UPSTREAM_NORM
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"rdt.norm '{self.norm}' is not one rdtflow computes; known: {', '.join(NORMS)}")
+
+
+# What makes two checkpoints different models rather than two weights of one model: the tensor
+# shapes, the transformer's layout, and how condition tokens are laid out (2 frames x 3 cameras
+# is not 3 frames x 2 cameras, though both have the same length). The norm formula and the
+# noise schedule are numerics a run may choose (model.norm, model.*_timesteps).
+ARCHITECTURE_FIELDS = ("action_dim", "pred_horizon", "lang_token_dim", "img_token_dim", "state_token_dim",
+                       "max_lang_cond_len", "img_cond_len", "lang_pos_embed_config", "img_pos_embed_config",
+                       "lang_adaptor", "img_adaptor", "state_adaptor")
+TRANSFORMER_ARCHITECTURE_FIELDS = ("hidden_size", "depth", "num_heads", "cond_pos_embed_type")
+
+
+def _known_keys(values: dict, cls: type, where: str, source: Path) -> dict:
+    """`values` when every key is a field of `cls`; an unknown key may change the model, so it
+    stops the load instead of being dropped."""
+    unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown key(s) {', '.join(unknown)} in {where}; rdtflow reads {', '.join(cls.__dataclass_fields__)}. "
+            "This checkpoint may describe a model rdtflow cannot build"
+        )
+    return values
+
+
+@dataclass(frozen=True)
 class RDTConfig:
-    """The flat `config.json` of an RDT checkpoint directory (official layout)."""
+    """The flat `config.json` of an RDT checkpoint directory (official layout).
+
+    Every key upstream writes is read: `ema` holds upstream's EMA settings (power schedule)
+    and is written back only when the checkpoint carried it; rdtflow's own EMA is
+    `train.ema_decay`.
+    """
 
     action_dim: int = UNIFIED_DIM
     pred_horizon: int = 64
@@ -47,24 +94,39 @@ class RDTConfig:
     lang_adaptor: str = "mlp2x_gelu"
     img_adaptor: str = "mlp2x_gelu"
     state_adaptor: str = "mlp3x_gelu"
-    rdt: dict = field(default_factory=lambda: {"hidden_size": 2048, "depth": 28, "num_heads": 32})
+    rdt: TransformerConfig = field(default_factory=TransformerConfig)
     noise_scheduler: NoiseSchedulerConfig = field(default_factory=NoiseSchedulerConfig)
+    ema: dict | None = None
 
     def to_json(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=1))
+        values = asdict(self)
+        if values["ema"] is None:
+            del values["ema"]
+        path.write_text(json.dumps(values, indent=1))
 
     @classmethod
     def from_json(cls, path: Path) -> "RDTConfig":
-        values = json.loads(Path(path).read_text())
-        known = {name: values[name] for name in cls.__dataclass_fields__ if name in values}
-        known["noise_scheduler"] = NoiseSchedulerConfig(**values.get("noise_scheduler", {}))
-        return cls(**known)
+        path = Path(path)
+        values = _known_keys(json.loads(path.read_text()), cls, "config.json", path)
+        return cls(**{
+            **values,
+            "rdt": TransformerConfig(**_known_keys(values.get("rdt", {}), TransformerConfig, "its rdt mapping", path)),
+            "noise_scheduler": NoiseSchedulerConfig(
+                **_known_keys(values.get("noise_scheduler", {}), NoiseSchedulerConfig, "its noise_scheduler mapping", path)
+            ),
+        })
 
     def architecture_differences(self, other: "RDTConfig") -> list[str]:
-        """Fields that decide tensor shapes and differ between two configs."""
-        names = ("action_dim", "pred_horizon", "lang_token_dim", "img_token_dim", "state_token_dim",
-                 "max_lang_cond_len", "img_cond_len", "lang_adaptor", "img_adaptor", "state_adaptor", "rdt")
-        return [f"{n}: {getattr(self, n)} vs {getattr(other, n)}" for n in names if getattr(self, n) != getattr(other, n)]
+        """The architecture fields (ARCHITECTURE_FIELDS) that differ, as 'name: ours vs theirs'."""
+        pairs = [(name, getattr(self, name), getattr(other, name)) for name in ARCHITECTURE_FIELDS]
+        pairs += [(f"rdt.{name}", getattr(self.rdt, name), getattr(other.rdt, name))
+                  for name in TRANSFORMER_ARCHITECTURE_FIELDS]
+        return [f"{name}: {ours} vs {theirs}" for name, ours, theirs in pairs if _as_json(ours) != _as_json(theirs)]
+
+
+def _as_json(value: object) -> str:
+    """Compare as config.json would store it: tuples and lists alike."""
+    return json.dumps(value)
 
 
 def mlp_adaptor(kind: str, in_features: int, out_features: int) -> nn.Sequential:
@@ -93,16 +155,17 @@ class RDTPolicy(nn.Module):
     def __init__(self, config: RDTConfig) -> None:
         super().__init__()
         self.config = config
-        hidden = config.rdt["hidden_size"]
+        hidden = config.rdt.hidden_size
         self.model = RDT(
             RDTShape(
                 hidden_size=hidden,
-                depth=config.rdt["depth"],
-                num_heads=config.rdt["num_heads"],
+                depth=config.rdt.depth,
+                num_heads=config.rdt.num_heads,
                 output_dim=config.action_dim,
                 pred_horizon=config.pred_horizon,
                 max_lang_cond_len=config.max_lang_cond_len,
                 img_cond_len=config.img_cond_len,
+                norm=config.rdt.norm,
             )
         )
         self.lang_adaptor = mlp_adaptor(config.lang_adaptor, config.lang_token_dim, hidden)
@@ -132,15 +195,18 @@ class RDTPolicy(nn.Module):
         )
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """DDPM loss on the valid action dimensions.
+        """DDPM loss: the mean squared error over the dimensions `batch["loss_mask"]` (B, 1, 128) selects.
 
+        Upstream RDT averages over all 128 unified dimensions (its padding targets are 0, so
+        the model also learns to output zeros there); a mask of the valid dimensions averages
+        over the robot's own ones only (train.loss).
         `batch["noise"]` and `batch["timestep"]` come from per-sample seeds, so the loss of a
         sample does not depend on how samples are split across processes or micro-batches.
         """
         action = batch["action"]  # (B, H, 128)
         noisy = self.train_scheduler.add_noise(action, batch["noise"], batch["timestep"])
         prediction = self._denoise(noisy, batch["timestep"], self.adapt(batch))
-        mask = batch["action_mask"].expand_as(action)
+        mask = batch["loss_mask"].expand_as(action)
         return F.mse_loss(prediction * mask, action * mask, reduction="sum") / mask.sum()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

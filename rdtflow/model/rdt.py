@@ -5,7 +5,9 @@ tests/model/test_state_dict_names.py) so official weights load with strict=True.
 
 The token sequence is [diffusion timestep, control frequency, state, action chunk]; every
 block self-attends over it, then cross-attends to the language tokens (even blocks) or the
-image tokens (odd blocks), as in RDT.
+image tokens (odd blocks), as in RDT. Every norm uses one formula (RDTShape.norm): timm
+1.0.3's, which upstream computes and the published weights were trained with, or the true
+RMS; tests/model/test_upstream_golden.py checks both against upstream's own outputs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,34 @@ FREQUENCY_EMBEDDING_DIM = 256
 NORM_EPS = 1e-6
 
 
+class UnbiasedVarianceNorm(nn.Module):
+    """timm 1.0.3's `RmsNorm`, the one upstream RDT pins: x * rsqrt(var(x, unbiased) + eps) * w.
+
+    Despite its name it divides by the unbiased variance, not the mean of squares, so it also
+    removes the per-token mean's share of the scale (timm fixed this in 1.0.13). The published
+    RDT weights were trained with it; computing them under the true RMS changes the outputs
+    (by 0.2 on the transformer output at a small size), so a fine-tune would start from a
+    perturbed model. Same parameter name as nn.RMSNorm (`weight`), so checkpoints load either way.
+    """
+
+    def __init__(self, dim: int, eps: float = NORM_EPS) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(torch.var(x, dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+# model.norm / config.json rdt.norm: the normalisation formula of every norm in the transformer.
+NORMS = {"timm-1.0.3": UnbiasedVarianceNorm, "rms": nn.RMSNorm}
+UPSTREAM_NORM = "timm-1.0.3"  # what a config.json that names no norm was trained with
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    return NORMS[kind](dim, eps=NORM_EPS)
+
+
 @dataclass(frozen=True)
 class RDTShape:
     """Sizes of the core transformer (the `rdt` block and token counts of config.json)."""
@@ -32,6 +62,7 @@ class RDTShape:
     pred_horizon: int
     max_lang_cond_len: int
     img_cond_len: int
+    norm: str  # a key of NORMS
 
 
 POSITION_SCALE = 0.1
@@ -72,13 +103,13 @@ class ConditionEmbedder(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, norm: str) -> None:
         super().__init__()
         self.num_heads = num_heads
         head_dim = hidden_size // num_heads
         self.qkv = nn.Linear(hidden_size, hidden_size * 3)
-        self.q_norm = nn.RMSNorm(head_dim, eps=NORM_EPS)
-        self.k_norm = nn.RMSNorm(head_dim, eps=NORM_EPS)
+        self.q_norm = make_norm(norm, head_dim)
+        self.k_norm = make_norm(norm, head_dim)
         self.proj = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, C)
@@ -89,14 +120,14 @@ class SelfAttention(nn.Module):
 
 
 class CrossAttention(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, norm: str) -> None:
         super().__init__()
         self.num_heads = num_heads
         head_dim = hidden_size // num_heads
         self.q = nn.Linear(hidden_size, hidden_size)
         self.kv = nn.Linear(hidden_size, hidden_size * 2)
-        self.q_norm = nn.RMSNorm(head_dim, eps=NORM_EPS)
-        self.k_norm = nn.RMSNorm(head_dim, eps=NORM_EPS)
+        self.q_norm = make_norm(norm, head_dim)
+        self.k_norm = make_norm(norm, head_dim)
         self.proj = nn.Linear(hidden_size, hidden_size)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor | None) -> torch.Tensor:
@@ -119,14 +150,14 @@ class FeedForward(nn.Module):
 
 
 class RDTBlock(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, norm: str) -> None:
         super().__init__()
-        self.norm1 = nn.RMSNorm(hidden_size, eps=NORM_EPS)
-        self.attn = SelfAttention(hidden_size, num_heads)
-        self.cross_attn = CrossAttention(hidden_size, num_heads)
-        self.norm2 = nn.RMSNorm(hidden_size, eps=NORM_EPS)
+        self.norm1 = make_norm(norm, hidden_size)
+        self.attn = SelfAttention(hidden_size, num_heads, norm)
+        self.cross_attn = CrossAttention(hidden_size, num_heads, norm)
+        self.norm2 = make_norm(norm, hidden_size)
         self.ffn = FeedForward(hidden_size, hidden_size)
-        self.norm3 = nn.RMSNorm(hidden_size, eps=NORM_EPS)
+        self.norm3 = make_norm(norm, hidden_size)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, cond_mask: torch.Tensor | None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -135,9 +166,9 @@ class RDTBlock(nn.Module):
 
 
 class FinalLayer(nn.Module):
-    def __init__(self, hidden_size: int, out_features: int) -> None:
+    def __init__(self, hidden_size: int, out_features: int, norm: str) -> None:
         super().__init__()
-        self.norm_final = nn.RMSNorm(hidden_size, eps=NORM_EPS)
+        self.norm_final = make_norm(norm, hidden_size)
         self.ffn_final = FeedForward(hidden_size, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,8 +188,8 @@ class RDT(nn.Module):
         self.x_pos_embed = nn.Parameter(sincos_embedding(shape.pred_horizon + 3, width)[None])
         self.lang_cond_pos_embed = nn.Parameter(sincos_embedding(shape.max_lang_cond_len, width)[None])
         self.img_cond_pos_embed = nn.Parameter(sincos_embedding(shape.img_cond_len, width)[None])
-        self.blocks = nn.ModuleList(RDTBlock(width, shape.num_heads) for _ in range(shape.depth))
-        self.final_layer = FinalLayer(width, shape.output_dim)
+        self.blocks = nn.ModuleList(RDTBlock(width, shape.num_heads, shape.norm) for _ in range(shape.depth))
+        self.final_layer = FinalLayer(width, shape.output_dim, shape.norm)
         self._initialize()
 
     def _initialize(self) -> None:

@@ -8,12 +8,16 @@ config's `tiny_*` settings for the small encoders the pipeline builds itself.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from rdtflow.model.policy import NoiseSchedulerConfig, RDTConfig, RDTPolicy
+from rdtflow.data.cameras import camera_slots
+from rdtflow.model.policy import NoiseSchedulerConfig, RDTConfig, RDTPolicy, TransformerConfig
+from rdtflow.model.rdt import UPSTREAM_NORM
+from rdtflow.model.weights import config_file
 from rdtflow.paths import encoder_dirs
 
 # Published architectures (config.json of the public checkpoints), used only when the folder
@@ -80,10 +84,39 @@ def encoder_shapes(config: dict) -> EncoderShapes:
     )
 
 
+@dataclass(frozen=True)
+class NormChoice:
+    formula: str  # a key of rdtflow.model.rdt.NORMS
+    reason: str  # where it came from, for the plan
+    pretrained: str | None  # what model.pretrained's weights were trained with, when they are known
+
+
+def pretrained_norm(folder: Path) -> tuple[str, str]:
+    """(formula, reason) the weights of a checkpoint folder were trained with. Upstream's
+    config.json names none: its weights were trained with timm 1.0.3's norm."""
+    try:
+        file = config_file(folder)
+    except FileNotFoundError:
+        return UPSTREAM_NORM, f"upstream's: {folder} is not on this machine to say otherwise"
+    recorded = json.loads(file.read_text()).get("rdt", {}).get("norm")
+    return (recorded, f"recorded in {file}") if recorded else (UPSTREAM_NORM, f"upstream's: {file} names none")
+
+
+def norm_choice(model: dict) -> NormChoice:
+    """model.norm, with `auto` meaning: what model.pretrained was trained with, or the true RMS
+    when training from scratch (a from-scratch run has no published numerics to match)."""
+    pretrained = pretrained_norm(Path(model["pretrained"])) if model["pretrained"] else None
+    if model["norm"] != "auto":
+        return NormChoice(model["norm"], "model.norm", pretrained and pretrained[0])
+    if pretrained:
+        return NormChoice(pretrained[0], pretrained[1], pretrained[0])
+    return NormChoice("rms", "from scratch (model.norm auto)", None)
+
+
 def policy_config(config: dict, shapes: EncoderShapes) -> RDTConfig:
     """The RDT config of this run: sizes from the config, token widths from the encoders."""
     model = config["model"]
-    history, cameras = model["img_history_size"], len(config["data"]["cameras"])
+    history, cameras = model["img_history_size"], len(camera_slots(config["data"]["cameras"]))
     max_lang = config["encoders"]["max_lang_tokens"]
     return RDTConfig(
         pred_horizon=model["pred_horizon"],
@@ -93,7 +126,8 @@ def policy_config(config: dict, shapes: EncoderShapes) -> RDTConfig:
         img_cond_len=history * cameras * shapes.tokens_per_image,
         lang_pos_embed_config=[["lang", -max_lang]],
         img_pos_embed_config=[["image", [history, cameras, -shapes.tokens_per_image]]],
-        rdt={"hidden_size": model["hidden_size"], "depth": model["depth"], "num_heads": model["num_heads"]},
+        rdt=TransformerConfig(hidden_size=model["hidden_size"], depth=model["depth"], num_heads=model["num_heads"],
+                              norm=norm_choice(model).formula),
         noise_scheduler=NoiseSchedulerConfig(
             num_train_timesteps=model["num_train_timesteps"],
             num_inference_timesteps=model["num_inference_timesteps"],

@@ -20,6 +20,7 @@ from rdtflow.model.policy import RDTConfig, RDTPolicy
 CONFIG = "config.json"
 SAFETENSORS = "model.safetensors"
 PICKLE = "pytorch_model.bin"
+EMA = "ema"  # the EMA weights' subfolder, in upstream's checkpoints and rdtflow's
 
 
 class WeightsMismatch(ValueError):
@@ -57,14 +58,38 @@ def load_strict(policy: RDTPolicy, tensors: dict[str, torch.Tensor], source: Pat
     policy.load_state_dict(tensors, strict=True)
 
 
+def config_file(folder: Path) -> Path:
+    """The config.json that describes a checkpoint folder's weights.
+
+    Upstream saves its EMA weights as `ema/model.safetensors` with no config.json of their
+    own: they are the same model as the folder above, so that folder's config.json is used.
+    """
+    folder = Path(folder)
+    if (folder / CONFIG).is_file():
+        return folder / CONFIG
+    if folder.name == EMA and (folder.parent / CONFIG).is_file():
+        return folder.parent / CONFIG
+    raise FileNotFoundError(f"model.pretrained: {folder} has no {CONFIG} (only an {EMA}/ folder may use its parent's)")
+
+
 def load_pretrained(folder: Path) -> RDTPolicy:
     """An RDT policy with the architecture and weights of a checkpoint folder."""
-    folder = Path(folder)
-    if not (folder / CONFIG).is_file():
-        raise FileNotFoundError(f"model.pretrained: {folder} has no {CONFIG}")
-    policy = RDTPolicy(RDTConfig.from_json(folder / CONFIG))
-    load_strict(policy, read_state_dict(folder), folder)
+    policy = RDTPolicy(RDTConfig.from_json(config_file(folder)))
+    load_strict(policy, read_state_dict(folder), Path(folder))
     return policy
+
+
+def load_pretrained_into(policy: RDTPolicy, folder: Path) -> None:
+    """Start `policy` (built from the run's config) from the weights of a checkpoint folder,
+    once its config.json describes the same architecture; the error lists what differs."""
+    folder = Path(folder)
+    differences = RDTConfig.from_json(config_file(folder)).architecture_differences(policy.config)
+    if differences:
+        raise WeightsMismatch(
+            f"model.pretrained {folder} has another architecture than this config describes "
+            f"(checkpoint vs config): {'; '.join(differences)}; set model/encoders/data to match it"
+        )
+    load_strict(policy, read_state_dict(folder), folder)
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path) -> Path:
@@ -77,7 +102,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     variants = [(checkpoint_dir / WEIGHTS, out_dir)]
     if (checkpoint_dir / EMA_WEIGHTS).is_file():
-        variants.append((checkpoint_dir / EMA_WEIGHTS, out_dir / "ema"))
+        variants.append((checkpoint_dir / EMA_WEIGHTS, out_dir / EMA))
     for weights, target in variants:
         target.mkdir(parents=True, exist_ok=True)
         tensors = load_file(str(weights))

@@ -3,10 +3,18 @@
 - image augmentation: colour jitter (brightness, contrast, saturation), Gaussian blur and
   pixel noise on the camera frames before the vision tower;
 - state noise at a signal-to-noise ratio in dB on the normalised state (RDT: 40 dB);
-- condition masking: each sample's instruction, each image slot and the state are dropped
+- condition masking: each sample's instruction, each image slot and the state are masked
   with a probability, so the policy does not lean on any one of them;
-- external-camera masking: the first camera slot (the fixed, external view) is dropped with
-  its own probability.
+- external-camera masking: the first camera slot (the fixed, external view) has a
+  probability of its own.
+
+`recipe` says what masking and noise do. `upstream` is RDT's train/dataset.py exactly: a
+masked instruction becomes the empty instruction's embedding, a masked state the
+training-set mean, a masked state mask zeros, a masked control frequency 0, each on its own
+draw, and the state noise's std is each dimension's std over the episode / sqrt(10^(snr/10)).
+`rdtflow` is what rdtflow did before it matched upstream, kept so that earlier runs rerun
+exactly: zeros for the state (its mask kept), one zero token for the instruction, and noise
+scaled by the power of the sample's own state.
 
 Every random draw comes from a generator seeded with (seed, sample number), like the
 diffusion noise, so augmentations too are reproduced exactly on resume and do not depend on
@@ -15,16 +23,22 @@ the process layout.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from rdtflow.model.inputs import PolicyInputs
+from rdtflow.model.language import EMPTY_INSTRUCTION
 
 STREAM = 7_919  # separates augmentation draws from the diffusion draws of the same sample
 
 
 @dataclass(frozen=True)
 class Augmentation:
+    recipe: str  # upstream | rdtflow
     image: bool
     brightness: float
     contrast: float
@@ -33,7 +47,7 @@ class Augmentation:
     pixel_noise_std: float
     state_noise_snr_db: float | None
     cond_mask_prob: float
-    external_camera_mask_prob: float
+    external_camera_mask_prob: float | None
 
     @classmethod
     def from_config(cls, augment_cfg: dict) -> "Augmentation":
@@ -42,7 +56,21 @@ class Augmentation:
     @property
     def active(self) -> bool:
         return (self.image or self.state_noise_snr_db is not None or self.cond_mask_prob > 0
-                or self.external_camera_mask_prob > 0)
+                or bool(self.external_camera_mask_prob))
+
+
+@dataclass(frozen=True)
+class MaskedConditions:
+    """What the upstream recipe puts in place of a masked state and a masked instruction."""
+
+    mean_state: torch.Tensor  # (1, 128) the training set's mean state, unified, in model units
+    empty_instruction: torch.Tensor  # (L, D) the empty instruction's embedding
+
+    @classmethod
+    def from_inputs(cls, inputs: PolicyInputs, stats: dict) -> "MaskedConditions":
+        mean = np.asarray(stats["qpos"]["mean"], np.float32)
+        tokens, _ = inputs.language_batch([EMPTY_INSTRUCTION])
+        return cls(mean_state=torch.from_numpy(inputs.unified_state(mean))[None], empty_instruction=tokens[0])
 
 
 def sample_generators(seed: int, sample_numbers: range) -> list[torch.Generator]:
@@ -70,15 +98,24 @@ def jitter_image(frame: torch.Tensor, aug: Augmentation, generator: torch.Genera
     return (pixels.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
 
 
+def _slot_dropped(external: bool, aug: Augmentation, generator: torch.Generator) -> bool:
+    """One slot's masking draw(s); `external` is the first camera's slot."""
+    if aug.recipe == "upstream":  # RDT's cam_ext_mask_prob replaces cond_mask_prob for that camera
+        own = aug.external_camera_mask_prob if external and aug.external_camera_mask_prob is not None else None
+        return torch.rand(1, generator=generator).item() < (aug.cond_mask_prob if own is None else own)
+    drop = torch.rand(1, generator=generator).item() < aug.cond_mask_prob
+    if external:
+        drop |= torch.rand(1, generator=generator).item() < (aug.external_camera_mask_prob or 0.0)
+    return drop
+
+
 def drop_image_slots(valid: torch.Tensor, cameras: int, aug: Augmentation, generators: list[torch.Generator]) -> torch.Tensor:
     """(B, S) slot validity with condition-masked slots and masked external-camera slots off."""
     valid = valid.clone()
     for row, generator in enumerate(generators):
         for slot in range(valid.shape[1]):
-            drop = torch.rand(1, generator=generator).item() < aug.cond_mask_prob
-            if slot % cameras == 0:  # slot order is frame-major, camera 0 is the external view
-                drop |= torch.rand(1, generator=generator).item() < aug.external_camera_mask_prob
-            if drop:
+            # slot order is frame-major, camera 0 is the external view
+            if _slot_dropped(slot % cameras == 0, aug, generator):
                 valid[row, slot] = False
     return valid
 
@@ -105,8 +142,52 @@ def mask_precomputed_slots(raw: dict, cameras: int, blank: torch.Tensor, aug: Au
     return {**raw, "image_tokens": tokens}
 
 
-def augment_conditions(batch: dict[str, torch.Tensor], aug: Augmentation, generators: list[torch.Generator]) -> dict:
-    """State noise at the configured SNR, and state / instruction condition masking."""
+def augment_conditions(
+    batch: dict[str, torch.Tensor],
+    aug: Augmentation,
+    generators: list[torch.Generator],
+    state_std: torch.Tensor | None = None,
+    masked: MaskedConditions | None = None,
+) -> dict:
+    """State noise at the configured SNR, and condition masking, by `aug.recipe`.
+
+    `state_std` (B, 1, 128) is each sample's episode std per dimension in model units, and
+    `masked` what masked conditions become; only the upstream recipe reads them.
+    """
+    if aug.recipe == "upstream":
+        return _upstream_conditions(batch, aug, generators, state_std, masked)
+    return _rdtflow_conditions(batch, aug, generators)
+
+
+def _upstream_conditions(batch: dict[str, torch.Tensor], aug: Augmentation, generators: list[torch.Generator],
+                         state_std: torch.Tensor, masked: MaskedConditions) -> dict:
+    """RDT's train/dataset.py: four independent draws per sample, in its order."""
+    state, mask = batch["state"].clone(), batch["action_mask"].clone()
+    frequency = batch["control_frequency"].clone()
+    lang_tokens, lang_mask = batch["lang_tokens"].clone(), batch["lang_mask"].clone()
+    empty = masked.empty_instruction
+    for row, generator in enumerate(generators):
+        if torch.rand(1, generator=generator).item() < aug.cond_mask_prob:
+            frequency[row] = 0.0
+        if aug.state_noise_snr_db is not None:
+            std = state_std[row] / math.sqrt(10 ** (aug.state_noise_snr_db / 10))
+            state[row] = state[row] + std * torch.randn(state[row].shape, generator=generator)
+        if torch.rand(1, generator=generator).item() < aug.cond_mask_prob:
+            state[row] = masked.mean_state
+        if torch.rand(1, generator=generator).item() < aug.cond_mask_prob:
+            mask[row] = 0.0
+        if torch.rand(1, generator=generator).item() < aug.cond_mask_prob:
+            # As if the instruction were "": the batch pads every instruction, "" included.
+            lang_tokens[row] = 0.0
+            lang_tokens[row, : len(empty)] = empty
+            lang_mask[row] = False
+            lang_mask[row, : len(empty)] = True
+    return {**batch, "state": state, "action_mask": mask, "control_frequency": frequency,
+            "lang_tokens": lang_tokens, "lang_mask": lang_mask}
+
+
+def _rdtflow_conditions(batch: dict[str, torch.Tensor], aug: Augmentation, generators: list[torch.Generator]) -> dict:
+    """rdtflow's earlier recipe, draw for draw."""
     state, mask = batch["state"].clone(), batch["action_mask"]
     lang_tokens, lang_mask = batch["lang_tokens"].clone(), batch["lang_mask"].clone()
     for row, generator in enumerate(generators):

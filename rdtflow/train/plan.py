@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from rdtflow.config import checkpoint_steps
-from rdtflow.model.shapes import encoder_shapes, parameter_counts, policy_config
+from rdtflow.data.cameras import RDT_SLOTS, CameraConfig, camera_slots, slot_roles
+from rdtflow.model.policy import RDTConfig
+from rdtflow.model.shapes import NormChoice, encoder_shapes, norm_choice, parameter_counts, policy_config
+from rdtflow.model.weights import config_file
 from rdtflow.paths import RunPaths
 from rdtflow.train.hardware import resolve_layout, usable_memory_gib
 from rdtflow.train.launch import train_command
@@ -38,6 +42,9 @@ class TrainingPlan:
     encoder_source: str
     language_tokens: int
     language_tokens_measured: bool
+    image_slots: list[str]  # "role: camera" of each slot of one frame
+    norm: str
+    objective: str
     warnings: list[str] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)
 
@@ -53,6 +60,9 @@ class TrainingPlan:
             f"model              {self.parameters:,} trainable parameters (encoders: {self.encoder_source})",
             f"language tokens    {self.language_tokens} per sample"
             + ("" if self.language_tokens_measured else " (assumed until the instructions are encoded)"),
+            f"image slots        per frame: {', '.join(self.image_slots)}",
+            f"norm               {self.norm}",
+            f"objective          {self.objective}",
             f"peak memory        {self.peak_gib:.1f} GiB per device (estimate)"
             + (f", {self.usable_gib:.1f} GiB usable" if self.usable_gib is not None else ""),
             *(f"  {name:<36} {gib:6.2f} GiB" for name, gib in self.memory_gib.items() if gib),
@@ -82,21 +92,21 @@ def language_tokens(config: dict) -> int:
     return min(ASSUMED_LANGUAGE_TOKENS, config["encoders"]["max_lang_tokens"])
 
 
-def model_footprint(config: dict, lang_tokens: int) -> tuple[ModelFootprint, int, str]:
-    """(footprint, trainable parameters, where encoder shapes came from) for this config."""
+def model_footprint(config: dict, lang_tokens: int) -> tuple[ModelFootprint, RDTConfig, str]:
+    """(footprint, the RDT config, where encoder shapes came from) for this config."""
     shapes = encoder_shapes(config)
     rdt = policy_config(config, shapes)
     core, adaptors = parameter_counts(rdt)
     vision_in_loop = 0 if config["model"]["precompute_image_features"] else shapes.vision_params
     footprint = ModelFootprint(
         params=core + adaptors,
-        hidden_size=rdt.rdt["hidden_size"],
-        depth=rdt.rdt["depth"],
+        hidden_size=rdt.rdt.hidden_size,
+        depth=rdt.rdt.depth,
         action_tokens=rdt.pred_horizon + 3,
         condition_tokens=rdt.img_cond_len + lang_tokens,
         vision_params_in_loop=vision_in_loop,
     )
-    return footprint, core + adaptors, shapes.source
+    return footprint, rdt, shapes.source
 
 
 def training_layout(config: dict) -> BatchLayout:
@@ -144,10 +154,59 @@ def _pretrained_units_warnings(config: dict) -> list[str]:
     return []
 
 
+def image_slot_lines(cameras: CameraConfig) -> list[str]:
+    """'role: camera' for each image slot of a frame, in the order the model sees them."""
+    return [f"{role}: {camera or 'no camera (background image)'}"
+            for role, camera in zip(slot_roles(cameras), camera_slots(cameras))]
+
+
+def _pretrained_camera_warnings(config: dict) -> list[str]:
+    """The published weights saw [exterior, right wrist, left wrist]; any other order feeds
+    each camera's view into a slot that was trained on another one."""
+    cameras = config["data"]["cameras"]
+    if not config["model"]["pretrained"]:
+        return []
+    if isinstance(cameras, list):
+        return [
+            f"data.cameras is a list ({', '.join(image_slot_lines(cameras))}), so rdtflow cannot tell which camera is "
+            f"which, but model.pretrained was trained on RDT's slot order {', '.join(RDT_SLOTS)}: write data.cameras "
+            "as a mapping {exterior: ..., right_wrist: ..., left_wrist: ...} (or `wrist:` for a single wrist camera)"
+        ]
+    slots = dict(zip(RDT_SLOTS, camera_slots(cameras)))
+    if slots["left_wrist"] and not slots["right_wrist"]:
+        return [
+            f"data.cameras puts the only wrist camera {slots['left_wrist']} in the left-wrist slot, but RDT was trained "
+            "with a single wrist camera in the right-wrist slot: name it `wrist` (or right_wrist)"
+        ]
+    return []
+
+
+def _pretrained_architecture_warnings(config: dict, planned: RDTConfig, norm: NormChoice) -> list[str]:
+    """What would stop training at its start, or start it from other numerics, said now."""
+    pretrained = config["model"]["pretrained"]
+    warnings = []
+    if pretrained and norm.pretrained and norm.pretrained != norm.formula:
+        warnings.append(
+            f"model.norm is {norm.formula} but model.pretrained was trained with {norm.pretrained}: the fine-tune starts "
+            "from weights computed under another normalisation (set model.norm: auto to keep theirs)"
+        )
+    try:
+        differences = RDTConfig.from_json(config_file(Path(pretrained))).architecture_differences(planned) if pretrained else []
+    except FileNotFoundError:  # planning where the checkpoint is not
+        differences = []
+    if differences:
+        warnings.append(
+            f"model.pretrained {pretrained} has another architecture than this config describes (checkpoint vs "
+            f"config): {'; '.join(differences)}; training will stop at its start"
+        )
+    return warnings
+
+
 def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
     hardware, train = config["hardware"], config["train"]
     lang_tokens = language_tokens(config)
-    footprint, parameters, encoder_source = model_footprint(config, lang_tokens)
+    footprint, planned, encoder_source = model_footprint(config, lang_tokens)
+    norm = norm_choice(config["model"])
     layout = resolve_layout(hardware, train["effective_batch"], footprint)
     memory = estimate_peak(footprint, layout.micro_batch, layout.accumulation, layout.processes, hardware["param_dtype"])
     capacity = usable_memory_gib(hardware)
@@ -170,14 +229,18 @@ def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
         launch_command=train_command(
             hardware, f"--config <the train stage config> --until-step {checkpoint_steps(train)[0]}"
         ),
-        parameters=parameters,
+        parameters=footprint.params,
         memory_gib={name: round(gib, 2) for name, gib in memory.parts().items()},
         peak_gib=round(memory.total_gib, 2),
         usable_gib=None if capacity is None else round(capacity, 2),
         encoder_source=encoder_source,
         language_tokens=lang_tokens,
         language_tokens_measured=RunPaths.from_config(config).language.is_file(),
-        warnings=memory_warnings + _pretrained_units_warnings(config),
+        image_slots=image_slot_lines(config["data"]["cameras"]),
+        norm=f"{norm.formula} ({norm.reason})",
+        objective=f"loss {train['loss']}, augmentation recipe {train['augment']['recipe']}",
+        warnings=memory_warnings + _pretrained_units_warnings(config) + _pretrained_camera_warnings(config)
+        + _pretrained_architecture_warnings(config, planned, norm),
         suggestions=[] if memory_warnings else _better_layouts(config, layout, footprint),
     )
 

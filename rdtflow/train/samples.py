@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rdtflow.data.cameras import camera_slots
 from rdtflow.data.episode import decode_jpeg, read_frame, read_trajectory
 from rdtflow.model.image_features import ImageFeatureTable
 
@@ -52,12 +53,16 @@ class EpisodeFrames:
         self.data_cfg = data_cfg
         self.max_open_files = max_open_files
         self._files: OrderedDict[str, h5py.File] = OrderedDict()
-        self._trajectories: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._trajectories: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def trajectory(self, path: str) -> tuple[np.ndarray, np.ndarray]:
-        """(action, qpos) of an episode."""
+    def trajectory(self, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(action, qpos, each qpos column's std over the episode) of an episode.
+
+        The std is what RDT's state noise is scaled by (train.augment.recipe upstream).
+        """
         if path not in self._trajectories:
-            self._trajectories[path] = read_trajectory(Path(path), self.data_cfg)
+            action, qpos = read_trajectory(Path(path), self.data_cfg)
+            self._trajectories[path] = action, qpos, qpos.std(axis=0)
         return self._trajectories[path]
 
     def _file(self, path: str) -> h5py.File:
@@ -88,7 +93,7 @@ class StepSamples:
         # Plain tuples: a pandas row lookup per sample would cost a fifth of a CPU training step.
         self.rows = list(manifest[["episode_id", "path", "step", "instruction"]].itertuples(index=False, name="Row"))
         self.frames = EpisodeFrames(data_cfg)
-        self.cameras = list(data_cfg["cameras"])
+        self.cameras = camera_slots(data_cfg["cameras"])  # None: a slot without a camera
         self.pred_horizon = pred_horizon
         self.img_history = img_history
         self.image_features_path = image_features
@@ -106,26 +111,31 @@ class StepSamples:
 
     def sample(self, row_number: int) -> dict:
         row = self.rows[row_number]
-        action, qpos = self.frames.trajectory(row.path)
+        action, qpos, qpos_std = self.frames.trajectory(row.path)
         step = int(row.step)
         # Chunks running past the end repeat the last action: the robot holds its final pose.
         chunk_steps = np.minimum(np.arange(step, step + self.pred_horizon), len(action) - 1)
-        # Slot order: frame-major, then camera, as RDT. Slots before the first step are invalid.
+        # Slot order: frame-major, then camera, as RDT. Slots before the first step, and slots
+        # without a camera, are invalid: they show the background image.
         slots = [(frame_step, camera) for frame_step in range(step - self.img_history + 1, step + 1) for camera in self.cameras]
-        sample = {"qpos": qpos[step], "action": action[chunk_steps], "instruction": row.instruction}
+        valid = [s >= 0 and camera is not None for s, camera in slots]
+        sample = {"qpos": qpos[step], "qpos_std": qpos_std, "action": action[chunk_steps], "instruction": row.instruction}
         if self.image_features is not None:
             table = self.image_features
-            tokens = [table.tokens(row.episode_id, camera, s) if s >= 0 else table.blank for s, camera in slots]
+            tokens = [table.tokens(row.episode_id, camera, s) if ok else table.blank for (s, camera), ok in zip(slots, valid)]
             sample["image_tokens"] = torch.cat(tokens)  # (S * P, D), blank slots already encoded
         else:
-            sample["frames"] = np.stack([self.frames.frame(row.path, camera, max(s, 0)) for s, camera in slots])
-            sample["frames_valid"] = np.array([s >= 0 for s, _ in slots])
+            frames = [self.frames.frame(row.path, camera, max(s, 0)) if camera is not None else None for s, camera in slots]
+            placeholder = np.zeros_like(next(frame for frame in frames if frame is not None))  # masked out later
+            sample["frames"] = np.stack([placeholder if frame is None else frame for frame in frames])
+            sample["frames_valid"] = np.array(valid)
         return sample
 
 
 def collate(samples: list[dict]) -> dict:
     batch = {
         "qpos": np.stack([s["qpos"] for s in samples]),
+        "qpos_std": np.stack([s["qpos_std"] for s in samples]),
         "action": np.stack([s["action"] for s in samples]),
         "instruction": [s["instruction"] for s in samples],
     }

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
@@ -25,16 +26,18 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from rdtflow.data.cameras import camera_slots
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
 from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.shapes import encoder_shapes, policy_config
-from rdtflow.model.weights import load_strict, read_state_dict
+from rdtflow.model.weights import load_pretrained_into
 from rdtflow.paths import RunPaths, encoder_dirs
 from rdtflow.progress import progress
 from rdtflow.train.augment import (
     Augmentation,
+    MaskedConditions,
     augment_conditions,
     augment_frames,
     mask_precomputed_slots,
@@ -72,6 +75,61 @@ class MicroBatches(torch.utils.data.Sampler):
                 yield list(self.layout.sample_numbers(step, micro_step, self.rank))
 
 
+def loss_mask(loss: str, action_mask: np.ndarray) -> torch.Tensor:
+    """(128,) the dimensions the loss averages over (train.loss): all of them, as upstream RDT
+    (the padding's targets are 0), or the robot's own (`masked`)."""
+    return torch.ones(len(action_mask)) if loss == "upstream" else torch.from_numpy(action_mask)
+
+
+@dataclass(frozen=True)
+class TrainingBatches:
+    """Collated samples -> the model's training batch: augmentation, conditions, targets, loss
+    mask and diffusion draws, each a function of the sample numbers only."""
+
+    inputs: PolicyInputs
+    augmentation: Augmentation
+    masked: MaskedConditions | None  # what the upstream recipe's masking puts in
+    loss_mask: torch.Tensor  # (128,) the dimensions the loss averages over (train.loss)
+    cameras: int  # image slots per frame
+    blank_tokens: torch.Tensor | None  # precomputed tokens of the background image
+    seed: int
+    noise_shape: tuple[int, int]
+    train_timesteps: int
+
+    @classmethod
+    def create(cls, config: dict, inputs: PolicyInputs, stats: dict, rdt: RDTConfig,
+               blank_tokens: torch.Tensor | None) -> "TrainingBatches":
+        train = config["train"]
+        augmentation = Augmentation.from_config(train["augment"])
+        upstream_masking = augmentation.active and augmentation.recipe == "upstream"
+        return cls(
+            inputs=inputs,
+            augmentation=augmentation,
+            masked=MaskedConditions.from_inputs(inputs, stats) if upstream_masking else None,
+            loss_mask=loss_mask(train["loss"], inputs.action_mask()),
+            cameras=len(camera_slots(config["data"]["cameras"])),
+            blank_tokens=blank_tokens,
+            seed=config["seed"],
+            noise_shape=(rdt.pred_horizon, rdt.action_dim),
+            train_timesteps=rdt.noise_scheduler.num_train_timesteps,
+        )
+
+    def build(self, raw: dict, numbers: range) -> dict[str, torch.Tensor]:
+        aug, inputs = self.augmentation, self.inputs
+        generators = sample_generators(self.seed, numbers) if aug.active else []
+        if aug.active:
+            raw = (mask_precomputed_slots(raw, self.cameras, self.blank_tokens, aug, generators)
+                   if "image_tokens" in raw else augment_frames(raw, self.cameras, aug, generators))
+        batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
+        if aug.active:
+            state_std = torch.from_numpy(inputs.unified_state_std(raw["qpos_std"]))[:, None]
+            batch = augment_conditions(batch, aug, generators, state_std, self.masked)
+        batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
+        batch["loss_mask"] = self.loss_mask.expand(len(batch["action"]), 1, -1)
+        batch["noise"], batch["timestep"] = diffusion_draws(numbers, self.seed, self.noise_shape, self.train_timesteps)
+        return batch
+
+
 def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
     """Same seed on every process, so all start from identical weights; then the previous
     checkpoint of this run, or the pretrained RDT the config names."""
@@ -81,14 +139,7 @@ def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
     if resume_from is not None:
         policy.load_state_dict(load_file(str(resume_from / WEIGHTS)), strict=True)
     elif config["model"]["pretrained"] is not None:
-        pretrained = Path(config["model"]["pretrained"])
-        differences = RDTConfig.from_json(pretrained / "config.json").architecture_differences(planned)
-        if differences:
-            raise ValueError(
-                f"model.pretrained {pretrained} has another architecture than this config describes "
-                f"(checkpoint vs config): {'; '.join(differences)}; set model/encoders/data to match it"
-            )
-        load_strict(policy, read_state_dict(pretrained), pretrained)
+        load_pretrained_into(policy, Path(config["model"]["pretrained"]))
     if config["hardware"]["param_dtype"] == "bf16":
         policy.model.to(torch.bfloat16)  # as RDT: transformer in bf16, adaptors in fp32
     return policy
@@ -151,11 +202,9 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
         num_workers=hardware["dataloader_workers"],
     )
     micro_batches = iter(loader)
-    augmentation = Augmentation.from_config(train["augment"])
-    cameras = len(config["data"]["cameras"])
     unwrapped = accelerator.unwrap_model(policy)
-    noise_shape = (unwrapped.config.pred_horizon, unwrapped.config.action_dim)
-    train_timesteps = unwrapped.config.noise_scheduler.num_train_timesteps
+    batches = TrainingBatches.create(config, inputs, stats, unwrapped.config,
+                                     samples.image_features.blank if samples.image_features else None)
     log_rows = []
     steps = progress(range(start_step, until_step), desc=f"train to step {until_step}", unit="step",
                      enabled=accelerator.is_main_process)
@@ -163,17 +212,8 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
     for step in steps:
         step_losses = []
         for micro_step in range(layout.accumulation):
-            raw = next(micro_batches)
             numbers = layout.sample_numbers(step, micro_step, accelerator.process_index)
-            generators = sample_generators(config["seed"], numbers) if augmentation.active else []
-            if augmentation.active:
-                raw = (mask_precomputed_slots(raw, cameras, samples.image_features.blank, augmentation, generators)
-                       if "image_tokens" in raw else augment_frames(raw, cameras, augmentation, generators))
-            batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
-            if augmentation.active:
-                batch = augment_conditions(batch, augmentation, generators)
-            batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
-            batch["noise"], batch["timestep"] = diffusion_draws(numbers, config["seed"], noise_shape, train_timesteps)
+            batch = batches.build(next(micro_batches), numbers)
             batch = {key: value.to(accelerator.device) for key, value in batch.items()}
             with accelerator.accumulate(policy):
                 loss = policy(batch)

@@ -17,6 +17,7 @@ import yaml
 
 from rdtflow.cli import main as rdtflow
 from rdtflow.config import validate_config
+from rdtflow.data.cameras import recorded_cameras
 from rdtflow.data.episode import write_episode
 from tests.sizes import TINY_ENCODERS, TINY_MODEL
 
@@ -32,7 +33,7 @@ def write_agilex_episodes(folder: Path, count: int, steps: int = 14) -> None:
         qpos = np.cumsum(rng.normal(0, 0.05, (steps, 14)), axis=0).astype(np.float32)
         qpos[:STILL_STEPS] = qpos[0]  # the robot idles before the demonstration starts
         frames = {camera: [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(steps)]
-                  for camera in AGILEX_DATA["cameras"]}
+                  for camera in recorded_cameras(AGILEX_DATA["cameras"])}
         write_episode(folder / f"episode_{index}.hdf5", action=np.roll(qpos, -1, axis=0), qpos=qpos, frames=frames)
 
 
@@ -48,7 +49,8 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
         "encoders": TINY_ENCODERS,
         "model": {**TINY_MODEL, "pred_horizon": 4, "img_history_size": 2},
         "train": {"max_steps": 2, "checkpointing_period": 2, "effective_batch": 4, "lr_warmup_steps": 1,
-                  "augment": {"image": True, "state_noise_snr_db": 40, "cond_mask_prob": 0.1,
+                  "loss": "upstream",  # the published recipe, as the paper config runs it
+                  "augment": {"recipe": "upstream", "image": True, "state_noise_snr_db": 40, "cond_mask_prob": 0.1,
                               "external_camera_mask_prob": 0.1}},
         "eval": {"open_loop_stride": 3},
     }

@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from rdtflow.model.encoders import TextEncoder, VisionEncoder, build_small_text_encoder, build_small_vision_tower
-from rdtflow.model.policy import RDTConfig, RDTPolicy
+from rdtflow.model.policy import RDTConfig, RDTPolicy, TransformerConfig
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "rdt1b_state_dict.json"
 TINY = RDTConfig(pred_horizon=4, lang_token_dim=8, img_token_dim=6, max_lang_cond_len=5, img_cond_len=3,
-                 rdt={"hidden_size": 16, "depth": 2, "num_heads": 2})
+                 rdt=TransformerConfig(hidden_size=16, depth=2, num_heads=2, norm="rms"))
 
 
 def tiny_batch(batch: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -23,6 +23,7 @@ def tiny_batch(batch: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
     return {
         "state": torch.randn(batch, 1, 128, generator=generator) * mask,
         "action_mask": mask,
+        "loss_mask": mask,
         "lang_tokens": torch.randn(batch, 5, 8, generator=generator),
         "lang_mask": torch.tensor([[True] * 5] + [[True, True, False, False, False]] * (batch - 1)),
         "img_tokens": torch.randn(batch, 3, 6, generator=generator),
@@ -89,7 +90,9 @@ def test_config_json_round_trip(tmp_path):
     TINY.to_json(tmp_path / "config.json")
     assert RDTConfig.from_json(tmp_path / "config.json") == TINY
     written = json.loads((tmp_path / "config.json").read_text())
-    assert written["rdt"] == {"hidden_size": 16, "depth": 2, "num_heads": 2}
+    assert written["rdt"] == {"hidden_size": 16, "depth": 2, "num_heads": 2, "cond_pos_embed_type": "multimodal",
+                              "norm": "rms"}
+    assert "ema" not in written  # rdtflow's EMA is train.ema_decay; only a checkpoint that had upstream's writes it
     assert written["noise_scheduler"]["prediction_type"] == "sample"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +12,8 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from rdtflow.config import validate_config
-from rdtflow.model.policy import RDTPolicy
+from rdtflow.model.policy import ARCHITECTURE_FIELDS, RDTConfig, RDTPolicy
+from rdtflow.model.rdt import UnbiasedVarianceNorm
 from rdtflow.model.shapes import encoder_shapes, policy_config
 from rdtflow.model.weights import PICKLE, WeightsMismatch, export_checkpoint, load_pretrained
 from rdtflow.train.checkpoint import save_checkpoint
@@ -19,12 +21,22 @@ from rdtflow.train.trainer import build_policy
 
 from .test_policy import TINY, tiny_batch
 
+PUBLISHED_CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "rdt1b_config.json"
+
+
+def upstream_config_json(config: RDTConfig) -> dict:
+    """config.json as upstream writes it (the published file's keys: cond_pos_embed_type, an ema
+    section, no norm), with this model's sizes."""
+    published, ours = json.loads(PUBLISHED_CONFIG.read_text()), asdict(config)
+    return {**published, **{name: ours[name] for name in ARCHITECTURE_FIELDS},
+            "rdt": {**published["rdt"], **{key: ours["rdt"][key] for key in ("hidden_size", "depth", "num_heads")}}}
+
 
 def official_folder(tmp_path, policy: RDTPolicy):
-    """What the published checkpoints look like: flat config.json, pytorch_model.bin, transformer in bf16."""
+    """What upstream's checkpoints look like: its config.json, pytorch_model.bin, transformer in bf16."""
     folder = tmp_path / "rdt-official"
     folder.mkdir()
-    policy.config.to_json(folder / "config.json")
+    (folder / "config.json").write_text(json.dumps(upstream_config_json(policy.config), indent=2))
     tensors = {name: (t.to(torch.bfloat16) if name.startswith("model.") else t) for name, t in policy.state_dict().items()}
     torch.save(tensors, folder / PICKLE)
     return folder
@@ -34,6 +46,9 @@ def test_an_official_layout_checkpoint_loads_strictly(tmp_path):
     torch.manual_seed(0)
     source = RDTPolicy(TINY)
     loaded = load_pretrained(official_folder(tmp_path, source))
+    assert loaded.config.rdt.norm == "timm-1.0.3"  # upstream's config.json names none: upstream's numerics
+    assert isinstance(loaded.model.blocks[0].norm1, UnbiasedVarianceNorm)
+    assert loaded.config.ema == json.loads(PUBLISHED_CONFIG.read_text())["ema"]
     for name, tensor in source.state_dict().items():
         expected = tensor.to(torch.bfloat16).float() if name.startswith("model.") else tensor
         torch.testing.assert_close(loaded.state_dict()[name], expected, rtol=0, atol=0)
@@ -78,7 +93,10 @@ def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
     checkpoint = tmp_path / "checkpoint-3"
     save_checkpoint(checkpoint, policy, optimizer, scheduler, ema, {"state_names": []}, {"step": 3}, pd.DataFrame())
     exported = export_checkpoint(checkpoint, tmp_path / "export")
-    assert json.loads((exported / "config.json").read_text())["img_pos_embed_config"] == TINY.img_pos_embed_config
+    written = json.loads((exported / "config.json").read_text())
+    assert written["img_pos_embed_config"] == TINY.img_pos_embed_config
+    assert written["rdt"]["norm"] == "rms"  # recorded, so that loading it back is unambiguous
+    assert load_pretrained(exported).config.rdt.norm == "rms"
 
     def sample(model: RDTPolicy) -> torch.Tensor:
         return model.eval().predict_action(tiny_batch(seed=5), generator=torch.Generator().manual_seed(9))
@@ -98,7 +116,58 @@ def test_pretrained_weights_start_training_and_must_match_the_architecture(tmp_p
     torch.testing.assert_close(started.lang_adaptor[0].weight, source.lang_adaptor[0].weight)
     other = tmp_path / "other"
     other.mkdir()
-    replace(planned, rdt={**planned.rdt, "depth": 2}).to_json(other / "config.json")
+    replace(planned, rdt=replace(planned.rdt, depth=2)).to_json(other / "config.json")
     config["model"]["pretrained"] = str(other)
-    with pytest.raises(ValueError, match="rdt: .*'depth': 2"):
+    with pytest.raises(WeightsMismatch, match="another architecture .*: rdt.depth: 2 vs 6; set model/encoders/data"):
         build_policy(config, resume_from=None)
+
+
+def test_the_published_rdt1b_config_plans_and_loads_through_model_pretrained(tmp_path, monkeypatch):
+    """The published config.json itself, at 1B size on the meta device: the weights are meta
+    tensors of the published names, shapes and dtypes (no 2.5 GB file in a test)."""
+    from tests.model.test_policy import REFERENCE
+    from tests.train.test_plan import paper
+
+    folder = tmp_path / "rdt-1b"
+    folder.mkdir()
+    (folder / "config.json").write_bytes(PUBLISHED_CONFIG.read_bytes())
+    dtypes = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+    published = {entry["key"]: torch.empty(entry["shape"], dtype=dtypes[entry["dtype"]], device="meta")
+                 for entry in json.loads(REFERENCE.read_text())["tensors"]}
+    monkeypatch.setattr("rdtflow.model.weights.read_state_dict", lambda source: published)
+    config = validate_config(paper(model__pretrained=str(folder)))
+
+    from rdtflow.train.plan import make_plan
+
+    plan = make_plan(config, manifest_samples=None)
+    assert not [w for w in plan.warnings if "architecture" in w or "data.cameras" in w], plan.warnings
+    assert plan.norm.startswith("timm-1.0.3 (upstream's:")
+    with torch.device("meta"):
+        policy = build_policy(config, resume_from=None)
+    assert policy.config.rdt.norm == "timm-1.0.3" and isinstance(policy.model.final_layer.norm_final, UnbiasedVarianceNorm)
+    assert {name: list(t.shape) for name, t in policy.state_dict().items()} == {n: list(t.shape) for n, t in published.items()}
+    assert policy.model.x_pos_embed.dtype == torch.bfloat16  # the profile's bf16 transformer, as upstream trains
+
+
+def test_another_position_embedding_type_is_another_architecture(tmp_path):
+    folder = official_folder(tmp_path, RDTPolicy(TINY))
+    written = json.loads((folder / "config.json").read_text())
+    written["rdt"]["cond_pos_embed_type"] = "learned"
+    (folder / "config.json").write_text(json.dumps(written))
+    assert RDTConfig.from_json(folder / "config.json").architecture_differences(TINY) == [
+        "rdt.cond_pos_embed_type: learned vs multimodal"
+    ]
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    (lambda c: c.update({"dropout": 0.1}), "unknown key.s. dropout in config.json"),
+    (lambda c: c["rdt"].update({"qk_norm": False}), "unknown key.s. qk_norm in its rdt mapping"),
+    (lambda c: c["rdt"].update({"norm": "layer"}), "rdt.norm 'layer' is not one rdtflow computes"),
+])
+def test_a_config_key_rdtflow_does_not_know_stops_the_load(tmp_path, where, message):
+    folder = official_folder(tmp_path, RDTPolicy(TINY))
+    written = json.loads((folder / "config.json").read_text())
+    where(written)
+    (folder / "config.json").write_text(json.dumps(written))
+    with pytest.raises(ValueError, match=message):
+        load_pretrained(folder)

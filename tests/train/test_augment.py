@@ -8,14 +8,15 @@ import torch
 from rdtflow.config import ConfigError, validate_config
 from rdtflow.train.augment import (
     Augmentation,
+    MaskedConditions,
     augment_conditions,
     augment_frames,
     mask_precomputed_slots,
     sample_generators,
 )
 
-OFF = Augmentation(image=False, brightness=0.3, contrast=0.4, saturation=0.5, blur_prob=0.1, pixel_noise_std=0.02,
-                   state_noise_snr_db=None, cond_mask_prob=0.0, external_camera_mask_prob=0.0)
+OFF = Augmentation(recipe="rdtflow", image=False, brightness=0.3, contrast=0.4, saturation=0.5, blur_prob=0.1, pixel_noise_std=0.02,
+                   state_noise_snr_db=None, cond_mask_prob=0.0, external_camera_mask_prob=None)
 
 
 def with_(**changes) -> Augmentation:
@@ -96,3 +97,65 @@ def test_precomputed_tokens_of_dropped_slots_become_blank():
 def test_image_augmentation_cannot_use_precomputed_features():
     with pytest.raises(ConfigError, match="precompute_image_features"):
         validate_config({"run": "x", "model": {"precompute_image_features": True}, "train": {"augment": {"image": True}}})
+
+
+def upstream_conditions(batch: int = 4) -> dict:
+    return {**conditions(batch), "control_frequency": torch.full((batch,), 25.0)}
+
+
+def masked_values() -> MaskedConditions:
+    mean = torch.zeros(1, 128)
+    mean[0, :14] = torch.arange(1, 15, dtype=torch.float32)
+    return MaskedConditions(mean_state=mean, empty_instruction=torch.full((1, 8), 3.0))
+
+
+def test_upstream_masking_replaces_each_condition_as_rdt_does():
+    cond = upstream_conditions()
+    out = augment_conditions(cond, with_(recipe="upstream", cond_mask_prob=1.0), sample_generators(0, range(4)),
+                             torch.zeros(4, 1, 128), masked_values())
+    assert torch.equal(out["state"], masked_values().mean_state.expand(4, 1, 128))  # the training-set mean state
+    assert torch.all(out["action_mask"] == 0)  # the state's validity mask becomes zeros
+    assert torch.all(out["control_frequency"] == 0)
+    # the empty instruction's embedding, padded like any other instruction
+    assert torch.all(out["lang_tokens"][:, 0] == 3.0) and torch.all(out["lang_tokens"][:, 1:] == 0)
+    assert out["lang_mask"].tolist() == [[True, False, False, False, False]] * 4
+    assert torch.equal(cond["action_mask"][:, :, :14], torch.ones(4, 1, 14))  # the input batch is left as it was
+
+
+def test_upstream_masks_each_condition_on_its_own_draw():
+    cond = upstream_conditions(batch=2000)
+    out = augment_conditions(cond, with_(recipe="upstream", cond_mask_prob=0.5), sample_generators(0, range(2000)),
+                             torch.zeros(2000, 1, 128), masked_values())
+    masked = torch.stack([
+        out["control_frequency"] == 0,
+        out["state"][:, 0, 0] == 1.0,
+        out["action_mask"][:, 0, 0] == 0,
+        out["lang_mask"].sum(dim=1) == 1,
+    ]).float()
+    assert masked.mean(dim=1).tolist() == pytest.approx([0.5] * 4, abs=0.04)
+    # independent draws: any two conditions are masked together a quarter of the time
+    assert (masked[1] * masked[2]).mean().item() == pytest.approx(0.25, abs=0.04)
+
+
+def test_upstream_state_noise_scales_with_each_dimensions_episode_std():
+    cond = upstream_conditions(batch=4000)
+    state_std = torch.zeros(4000, 1, 128)
+    state_std[..., 0], state_std[..., 1] = 1.0, 0.1
+    out = augment_conditions(cond, with_(recipe="upstream", state_noise_snr_db=20.0),
+                             sample_generators(0, range(4000)), state_std, masked_values())
+    noise = out["state"] - cond["state"]
+    expected = 1 / 10 ** (20.0 / 20)  # std / sqrt(10^(snr/10))
+    assert noise[..., 0].std().item() == pytest.approx(expected, rel=0.05)
+    assert noise[..., 1].std().item() == pytest.approx(0.1 * expected, rel=0.05)
+    assert torch.all(noise[..., 2:] == 0)  # no spread, no noise: padding stays exactly zero
+
+
+def test_upstream_external_camera_probability_replaces_the_condition_one():
+    raw = raw_frames(batch=500, slots=6)
+    generators = sample_generators(0, range(500))
+    valid = augment_frames(raw, 3, with_(recipe="upstream", cond_mask_prob=1.0, external_camera_mask_prob=0.0),
+                           generators)["frames_valid"]
+    assert valid[:, [0, 3]].all() and not valid[:, [1, 2, 4, 5]].any()
+    same = augment_frames(raw, 3, with_(recipe="upstream", cond_mask_prob=0.3), sample_generators(0, range(500)))  # null
+    dropped = 1 - same["frames_valid"].float().mean(dim=0)
+    assert dropped.tolist() == pytest.approx([0.3] * 6, abs=0.07)  # the first camera like the others

@@ -9,7 +9,7 @@ import pytest
 import torch
 from diffusers.optimization import get_scheduler
 
-from rdtflow.model.policy import RDTConfig, RDTPolicy
+from rdtflow.model.policy import RDTPolicy
 from rdtflow.train import checkpoint as ckpt
 from rdtflow.train.checkpoint import (
     CorruptCheckpoint,
@@ -19,9 +19,7 @@ from rdtflow.train.checkpoint import (
     resumable_checkpoint,
     save_checkpoint,
 )
-
-TINY = RDTConfig(pred_horizon=4, lang_token_dim=8, img_token_dim=6, max_lang_cond_len=5, img_cond_len=3,
-                 rdt={"hidden_size": 16, "depth": 2, "num_heads": 2})
+from tests.model.test_policy import TINY
 
 
 def write_checkpoint(folder: Path, step: int) -> Path:

@@ -162,3 +162,43 @@ def test_pretrained_weights_with_min_max_inputs_are_warned_about():
     assert not any("normalization" in w for w in raw.warnings)
     min_max = make_plan(validate_config(paper(data={"preset": "agilex", "normalization": {"mode": "min_max"}})), None)
     assert any("data.normalization.mode is min_max" in w for w in min_max.warnings)
+
+
+def test_the_paper_config_resolves_to_the_upstream_objective():
+    config = validate_config(paper())
+    assert config["train"]["loss"] == "upstream" and config["train"]["augment"]["recipe"] == "upstream"
+    assert config["train"]["augment"]["cond_mask_prob"] == 0.1 and config["train"]["augment"]["state_noise_snr_db"] == 40
+    assert config["train"]["augment"]["external_camera_mask_prob"] is None  # RDT's default: like every other camera
+    plan = make_plan(config, None)
+    assert plan.norm.startswith("timm-1.0.3 ")  # the published weights' numerics
+    assert plan.objective == "loss upstream, augmentation recipe upstream"
+
+
+def test_plan_prints_which_camera_fills_which_slot():
+    text = make_plan(validate_config(paper()), None).text()
+    assert "image slots        per frame: exterior: cam_high, right_wrist: cam_right_wrist, left_wrist: cam_left_wrist" in text
+    one_wrist = paper(data={"preset": "agilex", "cameras": {"wrist": "cam_hand", "right_wrist": None, "left_wrist": None}})
+    assert ("exterior: cam_high, right_wrist: cam_hand, left_wrist: no camera (background image)"
+            in make_plan(validate_config(one_wrist), None).text())
+
+
+@pytest.mark.parametrize(("cameras", "warning"), [
+    (["cam_high", "cam_left_wrist", "cam_right_wrist"], "cannot tell which camera is which"),
+    ({"right_wrist": None, "left_wrist": "cam_hand"}, "only wrist camera cam_hand in the left-wrist slot"),
+])
+def test_plan_warns_when_pretrained_weights_meet_another_camera_order(cameras, warning):
+    plan = make_plan(validate_config(paper(data={"preset": "agilex", "cameras": cameras})), None)
+    assert [w for w in plan.warnings if warning in w]
+    from_scratch = paper(data={"preset": "agilex", "cameras": cameras}, model__pretrained=None)
+    assert not make_plan(validate_config(from_scratch), None).warnings  # a layout of one's own is fine from scratch
+
+
+def test_plan_warns_about_another_norm_and_another_architecture_than_the_pretrained(tmp_path):
+    assert any("model.norm is rms but model.pretrained was trained with timm-1.0.3" in w
+               for w in make_plan(validate_config(paper(model__norm="rms")), None).warnings)
+    folder = tmp_path / "rdt-1b"
+    folder.mkdir()
+    published = json.loads((REPO / "tests" / "fixtures" / "rdt1b_config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**published, "pred_horizon": 32}))
+    plan = make_plan(validate_config(paper(model__pretrained=str(folder))), None)
+    assert any("another architecture" in w and "pred_horizon: 32 vs 64" in w for w in plan.warnings)

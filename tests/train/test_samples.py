@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from rdtflow.data.cameras import camera_slots
 from rdtflow.data.episode import write_episode
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.samples import SampleOrder, StepSamples, diffusion_draws
@@ -63,12 +65,17 @@ def test_step_sample_pads_the_chunk_and_masks_history_before_the_start(tmp_path)
     assert abs(int(late["frames"][3].mean()) - 41) <= 2  # step 4, second camera
 
 
-def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path):
+@pytest.mark.parametrize("cameras", [
+    ["cam_high", "cam_left_wrist"],
+    {"exterior": "cam_high", "wrist": "cam_left_wrist"},  # RDT's 3 slots, the left-wrist one without a camera
+])
+def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path, cameras):
     from rdtflow.model.encoders import VisionEncoder, build_small_vision_tower
     from rdtflow.model.image_features import encode_image_features
     from rdtflow.model.inputs import PolicyInputs
     from rdtflow.train.samples import collate
 
+    data_cfg = {**DATA_CFG, "cameras": cameras}
     steps = 5
     rng = np.random.default_rng(0)
     frames = {camera: [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(steps)]
@@ -80,16 +87,34 @@ def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path):
     manifest.to_parquet(tmp_path / "manifest.parquet")
     build_small_vision_tower(tmp_path / "vision", 16, {"hidden_size": 8, "num_hidden_layers": 1,
                              "num_attention_heads": 2, "intermediate_size": 16, "patch_size": 8}, seed=0)
-    encode_image_features(tmp_path / "manifest.parquet", DATA_CFG, tmp_path / "vision", tmp_path / "features.safetensors")
+    encode_image_features(tmp_path / "manifest.parquet", data_cfg, tmp_path / "vision", tmp_path / "features.safetensors")
 
     stats = {"state_names": ["right_eef_pos_x", "right_eef_pos_y"], "normalization": {"mode": "min_max"},
              "qpos": {"min": [0, 0], "max": [5, 5]},
              "action": {"min": [0, 0], "max": [5, 5]}}
-    inputs = PolicyInputs.create(stats, {}, VisionEncoder.load(tmp_path / "vision"), 10)
-    from_frames = StepSamples(manifest, DATA_CFG, 2, img_history=2)
-    from_table = StepSamples(manifest, DATA_CFG, 2, img_history=2, image_features=tmp_path / "features.safetensors")
+    vision = VisionEncoder.load(tmp_path / "vision")
+    inputs = PolicyInputs.create(stats, {}, vision, 10)
+    from_frames = StepSamples(manifest, data_cfg, 2, img_history=2)
+    from_table = StepSamples(manifest, data_cfg, 2, img_history=2, image_features=tmp_path / "features.safetensors")
+    slots = len(camera_slots(cameras))
     for rows in ([0, 1], [3, 4]):  # the first step has blank history slots
         encoded = inputs.batch_image_tokens(collate([from_frames.sample(r) for r in rows]))
         cached = inputs.batch_image_tokens(collate([from_table.sample(r) for r in rows]))
-        assert cached.shape == encoded.shape == (2, 4 * 4, 8)
+        assert cached.shape == encoded.shape == (2, 2 * slots * 4, 8)
         torch.testing.assert_close(cached, encoded, atol=2e-2, rtol=1e-2)  # float16 storage
+    if slots == 3:
+        assert from_frames.sample(4)["frames_valid"].tolist() == [True, True, False] * 2
+        background = vision.encode(vision.mean_colour.expand(1, 16, 16, 3))[0]
+        late = inputs.batch_image_tokens(collate([from_frames.sample(4)])).view(2 * slots, 4, 8)
+        torch.testing.assert_close(late[2], background)  # the empty left-wrist slot, both frames
+        torch.testing.assert_close(late[5], background)
+
+
+def test_a_sample_carries_its_episodes_state_spread(tmp_path):
+    qpos = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]], np.float32)
+    frames = {camera: [np.zeros((8, 8, 3), np.uint8)] * 3 for camera in DATA_CFG["cameras"]}
+    write_episode(tmp_path / "e.hdf5", action=qpos, qpos=qpos, frames=frames)
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": 1, "n_steps": 3,
+                              "instruction": "go"}])
+    sample = StepSamples(manifest, DATA_CFG, pred_horizon=2, img_history=1).sample(0)
+    np.testing.assert_allclose(sample["qpos_std"], [np.std([0, 2, 4]), 0.0])  # over the whole episode, as RDT
