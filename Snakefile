@@ -13,10 +13,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# With --use-conda every rule runs in this pinned environment.
-conda: "envs/rdtflow.yaml"
-
-
 report: "workflow/report/workflow.rst"
 
 

@@ -88,10 +88,10 @@ def run_config(work: Path, args: argparse.Namespace, vision: Path, text: Path) -
     }
 
 
-def write_random_checkpoint(config: dict, folder: Path) -> None:
+def write_random_checkpoint(config: dict, vision: Path, text: Path, folder: Path) -> None:
     """A random policy of this run's architecture in the official layout (what rdt-1b ships)."""
     torch.manual_seed(0)
-    policy = RDTPolicy(policy_config(config, encoder_shapes(config)))
+    policy = RDTPolicy(policy_config(config, encoder_shapes(config, vision, text)))
     folder.mkdir(parents=True)
     policy.config.to_json(folder / "config.json")
     torch.save(policy.state_dict(), folder / "pytorch_model.bin")
@@ -159,7 +159,7 @@ def main() -> None:
     vision, text = build_encoders(work, args.tiny, args.full_t5)
     write_episodes(work / "demos", args.episodes, 40 if args.tiny else 100, (24, 32) if args.tiny else (480, 640))
     config = run_config(work, args, vision, text)
-    write_random_checkpoint(validate_config(json.loads(json.dumps(config))), work / "rdt-1b")
+    write_random_checkpoint(validate_config(json.loads(json.dumps(config))), vision, text, work / "rdt-1b")
     timings["build inputs"] = round(time.perf_counter() - started, 1)
     config_file = work / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
@@ -170,8 +170,7 @@ def main() -> None:
     timed("train", timings, train_command(resolved["hardware"], f"--config {config_file} --until-step {args.steps}"))
     run = work / "results" / "real-path"
     checkpoint, exported = run / "train" / f"checkpoint-{args.steps}", work / "exported"
-    timed("export", timings, [rdtflow, "export", "--config", str(config_file), "--checkpoint", str(checkpoint),
-                              "--out", str(exported)])
+    timed("export", timings, [rdtflow, "export", "--checkpoint", str(checkpoint), "--out", str(exported)])
 
     device = "cpu" if args.tiny else "cuda"
     plan = json.loads((run / "plan.json").read_text())

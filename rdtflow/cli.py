@@ -1,91 +1,105 @@
 """`rdtflow`: one subcommand per pipeline stage, usable with or without Snakemake.
 
-Every subcommand takes `--config`: a YAML/JSON file with the full run configuration
-(config/config.yaml) or the inline JSON the workflow passes. Outputs go to
-results/{run}/ as described in docs/formats.md.
+A stage runs from one of two files:
+- `--run-config results/RUN/config/JOB.json`, the run file the workflow writes for each job:
+  the stage's config sections and the paths its rule declares (rdtflow.stages.run_file);
+- `--config FILE`, a whole run config (config/config.yaml), to run a stage by hand: its paths
+  are then the ones the workflow would declare for it.
+
+Either way a stage function receives its paths as arguments and reads nothing else. Files are
+described in docs/formats.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from rdtflow.config import checkpoint_steps, load_config
-from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
-from rdtflow.stages import stage_config
+from rdtflow.config import load_config, load_run_file
+from rdtflow.errors import ConfigError, RdtflowError
+from rdtflow.stages import STEP_STAGES, stage_config, stage_files
 
 
-def _demos(config: dict, args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Job:
+    """One run of a stage: the config sections it declares, its paths, its checkpoint step."""
+
+    config: dict
+    inputs: dict
+    outputs: dict
+    step: int | None
+
+
+def _demos(job: Job) -> None:
     from rdtflow.sim.demos import generate_demos
     from rdtflow.sim.pick_place import TaskSettings
 
-    demos = config["demos"]
-    out = RunPaths.from_config(config).demos
+    demos = job.config["demos"]
+    out = Path(job.outputs["out_dir"])
     completed = generate_demos(out, demos["n_episodes"], demos["seed"], TaskSettings.from_config(demos["sim"]))
     print(f"wrote {demos['n_episodes']} episodes to {out} ({completed} completed by the expert)")
 
 
-def _encoders(config: dict, args: argparse.Namespace) -> None:
+def _encoders(job: Job) -> None:
     from rdtflow.model.encoders import build_small_text_encoder, build_small_vision_tower
 
-    encoders = config["encoders"]
-    vision_dir, text_dir = encoder_dirs(config)
+    encoders = job.config["encoders"]
     if encoders["vision_path"] is None:
-        build_small_vision_tower(vision_dir, config["demos"]["sim"]["image_size"], encoders["tiny_vision"], encoders["seed"])
+        build_small_vision_tower(Path(job.outputs["vision_dir"]), job.config["demos"]["sim"]["image_size"],
+                                 encoders["tiny_vision"], encoders["seed"])
     if encoders["text_path"] is None:
-        build_small_text_encoder(text_dir, encoders["tiny_text"], encoders["max_lang_tokens"], encoders["seed"])
-    print(f"vision encoder: {vision_dir}\ntext encoder: {text_dir}")
+        build_small_text_encoder(Path(job.outputs["text_dir"]), encoders["tiny_text"], encoders["max_lang_tokens"],
+                                 encoders["seed"])
+    print(f"vision encoder: {job.outputs['vision_dir']}\ntext encoder: {job.outputs['text_dir']}")
 
 
-def _validate(config: dict, args: argparse.Namespace) -> None:
+def _validate(job: Job) -> None:
     from rdtflow.data.validate import validate_demos
 
-    paths = RunPaths.from_config(config)
-    validate_demos(demo_dir(config), config["data"], paths.validated, paths.validation_report)
+    validate_demos(data_cfg=job.config["data"], **_paths(job))
 
 
-def _split(config: dict, args: argparse.Namespace) -> None:
+def _split(job: Job) -> None:
     from rdtflow.data.split import split_episodes
 
-    paths = RunPaths.from_config(config)
-    index = split_episodes(paths.validated, config["split"], paths.index)
+    index = split_episodes(split_cfg=job.config["split"], **_paths(job))
     print(f"split: {index['split'].value_counts().to_dict()}")
 
 
-def _manifest(config: dict, args: argparse.Namespace) -> None:
+def _manifest(job: Job) -> None:
     from rdtflow.data.manifest import build_manifest
 
-    paths = RunPaths.from_config(config)
-    manifest = build_manifest(paths.index, config["data"], paths.manifest, paths.stats)
+    manifest = build_manifest(data_cfg=job.config["data"], **_paths(job))
     print(f"manifest: {len(manifest)} samples from {manifest['episode_id'].nunique()} training episodes")
 
 
-def _encode_lang(config: dict, args: argparse.Namespace) -> None:
+def _encode_lang(job: Job) -> None:
     from rdtflow.model.language import encode_instructions
 
-    paths = RunPaths.from_config(config)
-    count = encode_instructions(paths.index, encoder_dirs(config)[1], config["encoders"], paths.language)
-    print(f"encoded {count} distinct instructions and the empty one into {paths.language}")
+    count = encode_instructions(encoders_cfg=job.config["encoders"], **_paths(job))
+    print(f"encoded {count} distinct instructions and the empty one into {job.outputs['out_path']}")
 
 
-def _encode_images(config: dict, args: argparse.Namespace) -> None:
+def _encode_images(job: Job) -> None:
     from rdtflow.model.image_features import encode_image_features
 
-    paths = RunPaths.from_config(config)
-    encode_image_features(paths.manifest, config["data"], encoder_dirs(config)[0], paths.image_features)
+    encode_image_features(data_cfg=job.config["data"], **_paths(job))
 
 
-def _plan(config: dict, args: argparse.Namespace) -> None:
+def _plan(job: Job) -> None:
     from rdtflow.train.plan import write_plan
 
-    write_plan(config)
+    write_plan(job.config, **_paths(job))
 
 
-def _train(config: dict, args: argparse.Namespace) -> None:
+def _train(job: Job) -> None:
     from rdtflow.train.trainer import train_until
 
-    out = train_until(config, args.until_step, args.resume_from)
+    out = train_until(job.config, job.step, **_paths(job))
     print(f"checkpoint written: {out}")
 
 
@@ -95,46 +109,76 @@ def _success_text(result: dict) -> str:
     return f"success {result['success_rate']:.1%}"
 
 
-def _eval(config: dict, args: argparse.Namespace) -> None:
+def _eval(job: Job) -> None:
     from rdtflow.evaluate.run import evaluate_checkpoint
-    from rdtflow.train.retention import apply_retention
 
-    result = evaluate_checkpoint(config, args.checkpoint, args.out)
-    apply_retention(config, checkpoint_steps(config["train"]))
-    print(f"{args.checkpoint.name}: {_success_text(result)} on {result['n_episodes']} held-out episodes, "
+    result = evaluate_checkpoint(job.config, **_paths(job))
+    print(f"checkpoint-{result['step']}: {_success_text(result)} on {result['n_episodes']} held-out episodes, "
           f"open-loop MSE {result['open_loop_mse']:.4f}")
 
 
-def _baseline(config: dict, args: argparse.Namespace) -> None:
+def _retention(job: Job) -> None:
+    from rdtflow.train.retention import apply_retention
+
+    apply_retention(job.config["train"]["checkpoints_total_limit"], job.step, **_paths(job))
+
+
+def _baseline(job: Job) -> None:
     from rdtflow.evaluate.run import evaluate_baseline
 
-    result = evaluate_baseline(config, args.out)
+    result = evaluate_baseline(job.config, **_paths(job))
     print(f"baseline: {_success_text(result)} on {result['n_episodes']} held-out episodes, "
           f"open-loop MSE {result['open_loop_mse']:.4f}")
 
 
-def _export(config: dict, args: argparse.Namespace) -> None:
+def _report(job: Job) -> None:
+    from rdtflow.report.html import write_report
+
+    write_report(config=job.config, **_paths(job))
+    print(f"report: {Path(job.outputs['out_html']).resolve()}")
+
+
+def _export(args: argparse.Namespace) -> None:
     from rdtflow.model.weights import export_checkpoint
 
     out = export_checkpoint(args.checkpoint, args.out)
-    print(f"exported {args.checkpoint} to {out} (official RDT layout: config.json + model.safetensors, ema/)")
+    print(f"exported {args.checkpoint} to {out} (official RDT layout: config.json + model.safetensors, ema/, "
+          "with the run's config and rdtflow version)")
 
 
-def _report(config: dict, args: argparse.Namespace) -> None:
-    from rdtflow.report.html import write_report
+def _paths(job: Job) -> dict:
+    """The job's inputs and outputs as keyword arguments of its stage function, as Paths."""
+    def as_path(value: str | list[str]) -> Path | list[Path]:
+        return [Path(item) for item in value] if isinstance(value, list) else Path(value)
 
-    paths = RunPaths.from_config(config)
-    steps = checkpoint_steps(config["train"])
-    write_report(
-        config=config,
-        validation_json=paths.validation_report,
-        index_parquet=paths.index,
-        checkpoint_dirs=[paths.checkpoint(step) for step in steps],
-        eval_files=[paths.evaluation(step) for step in steps],
-        baseline_json=paths.baseline,
-        out_html=paths.report,
-    )
-    print(f"report: {paths.report.resolve()}")
+    return {name: as_path(value) for name, value in (job.inputs | job.outputs).items()}
+
+
+STAGES: dict[str, tuple[Callable[[Job], None], str]] = {
+    "demos": (_demos, "Generate scripted-expert episodes of the built-in pick-and-place task into results/{run}/demos."),
+    "encoders": (_encoders, "Build the small SigLIP/T5 encoders (when the config gives no encoder paths)."),
+    "validate": (_validate, "Check every *.hdf5 episode; write data/validated.parquet and data/validation.json."),
+    "split": (_split, "Deterministic train / held-out split of the valid episodes; write data/index.parquet."),
+    "manifest": (_manifest, "Full-step sample manifest and training-set statistics: data/manifest.parquet, "
+                 "data/stats.json."),
+    "encode-lang": (_encode_lang, "Embed each distinct instruction once with the text encoder: "
+                    "lang/embeddings.safetensors."),
+    "encode-images": (_encode_images, "Encode every training frame once with the frozen vision tower: "
+                      "features/images.safetensors (model.precompute_image_features)."),
+    "plan": (_plan, "Check the training config against the hardware profile before any GPU hour: batch layout, "
+             "steps, epochs, estimated peak memory per device, the camera slots, and the exact accelerate launch "
+             "line; writes plan.json/plan.txt, which training follows."),
+    "train": (_train, "Train up to --until-step optimizer steps, resuming from the checkpoint before it; writes "
+              "train/checkpoint-{step}/. Run it under `accelerate launch` for several processes."),
+    "eval": (_eval, "Closed-loop success and open-loop action error of one checkpoint on the held-out episodes."),
+    "retention": (_retention, "Apply train.checkpoints_total_limit once checkpoint --step is evaluated: delete the "
+                  "weights of checkpoints that are neither the best by held-out success nor the latest."),
+    "baseline": (_baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes."),
+    "report": (_report, "Write the self-contained HTML report: report/index.html."),
+}
+STEP_FLAGS = {"train": ("--until-step", "optimizer step of the checkpoint to write"),
+              "eval": ("--step", "optimizer step of the checkpoint to evaluate"),
+              "retention": ("--step", "optimizer step of the checkpoint just evaluated")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,52 +188,71 @@ def _parser() -> argparse.ArgumentParser:
         "Each subcommand is one pipeline stage; `snakemake` runs them all with caching.",
     )
     stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-
-    def stage(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    for name, (_, help_text) in STAGES.items():
         sub = stages.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", required=True, help="config YAML/JSON file (see config/config.yaml) or inline JSON")
-        sub.set_defaults(handler=handler)
-        return sub
-
-    stage("demos", _demos, "Generate scripted-expert episodes of the built-in pick-and-place task into results/{run}/demos.")
-    stage("encoders", _encoders, "Build the small SigLIP/T5 encoders (when the config gives no encoder paths).")
-    stage("validate", _validate, "Check every *.hdf5 episode; write data/validated.parquet and data/validation.json.")
-    stage("split", _split, "Deterministic train / held-out split of the valid episodes; write data/index.parquet.")
-    stage("manifest", _manifest, "Full-step sample manifest and training-set statistics: data/manifest.parquet, data/stats.json.")
-    stage("encode-lang", _encode_lang, "Embed each distinct instruction once with the text encoder: lang/embeddings.safetensors.")
-    stage("encode-images", _encode_images, "Encode every training frame once with the frozen vision tower: "
-          "features/images.safetensors (model.precompute_image_features).")
-    stage("plan", _plan, "Check the training config against the hardware profile before any GPU hour: batch layout, "
-          "steps, epochs, estimated peak memory per device, and the exact accelerate launch line; writes plan.json/plan.txt.")
-    train = stage("train", _train, "Train up to --until-step optimizer steps, resuming from --resume-from; writes train/checkpoint-{step}/. "
-                  "Run it under `accelerate launch` for several processes.")
-    train.add_argument("--until-step", type=int, required=True, help="optimizer step of the checkpoint to write")
-    train.add_argument("--resume-from", type=Path, default=None, help="checkpoint folder to continue from")
-    evaluate = stage("eval", _eval, "Closed-loop success and open-loop action error of one checkpoint on the held-out episodes.")
-    evaluate.add_argument("--checkpoint", type=Path, required=True, help="train/checkpoint-{step} folder")
-    evaluate.add_argument("--out", type=Path, required=True, help="JSON file to write (eval/checkpoint-{step}.json)")
-    baseline = stage("baseline", _baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes.")
-    baseline.add_argument("--out", type=Path, required=True, help="JSON file to write (eval/baseline.json)")
-    export = stage("export", _export, "Write a checkpoint in the official RDT layout (config.json + model.safetensors, "
-                   "ema/ when kept, stats.json) for RDT's own inference code.")
+        source = sub.add_mutually_exclusive_group(required=True)
+        source.add_argument("--config", type=Path, help="a whole run config (YAML/JSON, see config/config.yaml), "
+                            "to run this stage by hand on the paths the workflow would give it")
+        source.add_argument("--run-config", type=Path, help="the run file the workflow writes for a job "
+                            "(results/{run}/config/JOB.json: this stage's config sections and its paths)")
+        if name in STEP_FLAGS:
+            flag, flag_help = STEP_FLAGS[name]
+            sub.add_argument(flag, dest="step", type=int, help=f"{flag_help} (with --config; a run file names it)")
+        else:
+            sub.set_defaults(step=None)
+    export = stages.add_parser("export", help="Write a checkpoint in the official RDT layout for RDT's own code.",
+                               description="Write a checkpoint in the official RDT layout (config.json + "
+                               "model.safetensors, ema/ when kept, stats.json, run_config.json) for RDT's own code. "
+                               "It takes no --config: the checkpoint carries the config it was trained with.")
     export.add_argument("--checkpoint", type=Path, required=True, help="train/checkpoint-{step} folder")
     export.add_argument("--out", type=Path, required=True, help="folder to write")
-    stage("report", _report, "Write the self-contained HTML report: report/index.html.")
     return parser
 
 
+def _job(args: argparse.Namespace) -> Job:
+    """The job from the workflow's run file, or from a whole config and the stage's usual paths."""
+    stage = args.stage.replace("-", "_")
+    if args.run_config is not None:
+        run = load_run_file(args.run_config, stage)
+        return Job(run["config"], run["inputs"], run["outputs"], run["step"])
+    if stage in STEP_STAGES and args.step is None:
+        raise ConfigError(f"rdtflow {args.stage} --config needs {STEP_FLAGS[stage][0]} N (the checkpoint step)")
+    config = load_config(args.config)
+    files = stage_files(config, stage, args.step)
+    # A stage sees only the sections it declares (rdtflow/stages.py): the same ones the workflow
+    # hands it and re-runs it for, so an undeclared dependency fails loudly instead of hiding.
+    return Job(stage_config(config, stage), files.inputs, files.outputs, args.step)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one stage. A user's mistake is one line and a non-zero exit; a bug propagates."""
     args = _parser().parse_args(argv)
     try:
-        config = load_config(args.config)
-    except Exception as error:  # a bad config is the user's to fix: say what, not a traceback
+        if args.stage == "export":
+            _export(args)
+        else:
+            STAGES[args.stage][0](_job(args))
+    except ConfigError as error:
         print(f"rdtflow {args.stage}: invalid configuration: {error}", file=sys.stderr)
         return 2
-    # A stage sees only the sections it declares (rdtflow/stages.py): the same ones the workflow
-    # passes it and re-runs it for, so an undeclared dependency fails loudly instead of hiding.
-    args.handler(stage_config(config, args.stage.replace("-", "_")), args)
+    except RdtflowError as error:
+        print(f"rdtflow {args.stage}: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
+def entry() -> int:
+    """The `rdtflow` command: anything but a user's mistake is an internal error, shown with
+    its traceback (in the job's log) and then one line that says so."""
+    try:
+        return main()
+    except Exception as error:  # reported, not swallowed: the exit code says it failed
+        traceback.print_exc()
+        stage = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+        print(f"rdtflow {stage}: internal error (a bug in rdtflow, not in your data or config): "
+              f"{type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

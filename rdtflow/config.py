@@ -13,11 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from rdtflow.errors import ConfigError
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A configuration that would not train as the user wrote it."""
 
 
 def _schema_error(error: Exception, prefix: str, where: str = "") -> Exception:
@@ -107,6 +105,16 @@ def _check_divisors(config: dict) -> None:
                 f"data.normalization.{key} has {len(divisors)} numbers but data.state_names has {width} columns: "
                 f"give one divisor per column (1 leaves a column as it is)"
             )
+
+
+def _check_state_names(config: dict) -> None:
+    """Every column must name a slot of RDT's unified vector, each slot once."""
+    from rdtflow.data.state_vector import unified_indices
+
+    try:
+        unified_indices(config["data"]["state_names"])
+    except ValueError as error:
+        raise ConfigError(f"data.state_names: {error}") from None
 
 
 def _check_cameras(config: dict) -> None:
@@ -202,6 +210,7 @@ Check = Callable[[dict], None]
 CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
     (("data",), _check_divisors),
     (("data",), _check_cameras),
+    (("data",), _check_state_names),
     (("train",), _check_warmup),
     (("train",), _check_checkpoint_period),
     (("train", "model"), _check_precomputed_features),
@@ -241,20 +250,21 @@ def validate_config(config: dict, partial: bool = False, check_files: bool = Fal
     return config
 
 
-def load_config(source: str | Path) -> dict:
-    """A whole config from a YAML/JSON file, or one stage's sections as inline JSON (what the
-    workflow's rules pass)."""
-    text = str(source)
-    if text.lstrip().startswith("{"):
-        return validate_config(json.loads(text), partial=True)
-    path = Path(source)
+def load_config(path: Path) -> dict:
+    """A whole run config from a YAML/JSON file, validated, with every default filled in."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist")
     return validate_config(yaml.safe_load(path.read_text()) or {})
 
 
-def checkpoint_steps(train_cfg: dict) -> list[int]:
-    """Optimizer steps at which a checkpoint is written: every period, and the last step."""
-    period, last = train_cfg["checkpointing_period"], train_cfg["max_steps"]
-    steps = list(range(period, last + 1, period))
-    return steps if steps and steps[-1] == last else [*steps, last]
+def load_run_file(path: Path, stage: str) -> dict:
+    """A job's run file (rdtflow.stages.run_file), its config sections validated again. They
+    are only the stage's: no default stands in for a section it was not given."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"run file {path} does not exist; the workflow writes it when it starts (snakemake)")
+    run = json.loads(path.read_text())
+    if run.get("stage") != stage:
+        raise ConfigError(f"run file {path} is for stage {run.get('stage')!r}, not {stage!r}")
+    return {**run, "config": validate_config(run["config"], partial=True)}

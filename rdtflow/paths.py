@@ -1,12 +1,40 @@
-"""Where every stage's files live under results/{run}/ (formats in docs/formats.md).
+"""Where every file lives: the run's folders under results/{run}/ and the files inside a
+checkpoint (formats in docs/formats.md).
 
-The Snakefile and the CLI both use this, so a path is spelled in one place.
+This is the one place that spells a path. The workflow's rules declare their inputs and
+outputs from it (rdtflow/stages.py), and the stages receive those paths; no stage works a path
+out for itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from rdtflow.errors import ConfigError
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+class CheckpointFile:
+    """Names of the files in a checkpoint folder: RDT's official layout plus what resuming needs."""
+
+    CONFIG = "config.json"  # RDT's flat config
+    WEIGHTS = "model.safetensors"
+    UPSTREAM_WEIGHTS = "pytorch_model.bin"  # how upstream RDT saves its weights
+    EMA_DIR = "ema"
+    EMA_WEIGHTS = f"{EMA_DIR}/{WEIGHTS}"
+    STATS = "stats.json"
+    RUN_CONFIG = "run_config.json"  # the training stage's resolved config and the rdtflow version
+    TRAINER_STATE = "trainer_state.json"
+    TRAIN_LOG = "train_log.csv"
+    OPTIMIZER = "state/optimizer.pt"
+    SCHEDULER = "state/scheduler.pt"
+    EMA_STATE = "state/ema.pt"
+    PRUNED = "pruned.json"
+    CHECKSUMS = "checksums.json"
+    # What retention deletes: everything needed to act or to resume, nothing a report reads.
+    LARGE = (WEIGHTS, EMA_WEIGHTS, OPTIMIZER, SCHEDULER, EMA_STATE)
 
 
 @dataclass(frozen=True)
@@ -61,11 +89,20 @@ class RunPaths:
     def plan(self) -> Path:
         return self.root / "plan.json"
 
-    def checkpoint(self, step: int) -> Path:
-        return self.root / "train" / f"checkpoint-{step}"
+    @property
+    def plan_text(self) -> Path:
+        return self.root / "plan.txt"
 
-    def evaluation(self, step: int) -> Path:
+    def checkpoint(self, step: int | str) -> Path:
+        """`step` may be a number or a wildcard pattern such as "{step}"."""
+        return self.root / "train" / f"{CHECKPOINT_PREFIX}{step}"
+
+    def evaluation(self, step: int | str) -> Path:
         return self.root / "eval" / f"checkpoint-{step}.json"
+
+    def retention(self, step: int | str) -> Path:
+        """What checkpoint retention did once checkpoint `step` was evaluated."""
+        return self.root / "train" / f"retention-{step}.json"
 
     @property
     def baseline(self) -> Path:
@@ -75,13 +112,39 @@ class RunPaths:
     def report(self) -> Path:
         return self.root / "report" / "index.html"
 
+    @property
+    def loss_figure(self) -> Path:
+        return self.root / "report" / "loss.png"
+
+    @property
+    def success_figure(self) -> Path:
+        return self.root / "report" / "success.png"
+
+    def job_config(self, stage: str, step: int | str | None = None) -> Path:
+        """The run file the workflow hands one job: its stage's config sections and its paths.
+        Jobs of a checkpoint step (train, eval, retention) have one each."""
+        return self.root / "config" / _job_file(stage, step, ".json")
+
+    def job_log(self, stage: str, step: int | str | None = None) -> Path:
+        return self.root / "logs" / _job_file(stage, step, ".log")
+
+
+def _job_file(stage: str, step: int | str | None, suffix: str) -> str:
+    return f"{stage}{suffix}" if step is None else f"{stage}/{CHECKPOINT_PREFIX}{step}{suffix}"
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of a checkpoint folder from its name (RunPaths.checkpoint), None for other folders."""
+    step = Path(folder).name.removeprefix(CHECKPOINT_PREFIX)
+    return int(step) if Path(folder).name.startswith(CHECKPOINT_PREFIX) and step.isdigit() else None
+
 
 def demo_dir(config: dict) -> Path:
     """The folder of episodes: generated ones, or the user's."""
     if config["demos"]["generate"]:
         return RunPaths.from_config(config).demos
     if not config["demos"]["dir"]:
-        raise ValueError("demos.dir is not set: give the folder of *.hdf5 episodes, or set demos.generate: true")
+        raise ConfigError("demos.dir is not set: give the folder of *.hdf5 episodes, or set demos.generate: true")
     return Path(config["demos"]["dir"])
 
 

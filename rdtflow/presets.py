@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from rdtflow.errors import ConfigError, MissingFile
+
 # Published architectures (config.json of the public checkpoints: rdt-1b, rdt-170m).
 MODEL_SIZES: dict[str, dict[str, int]] = {
     "rdt-1b": {"hidden_size": 2048, "depth": 28, "num_heads": 32},
@@ -39,7 +41,7 @@ def load_named(kind: str, spec: str, key: str) -> dict:
         candidates = [Path("config") / kind / f"{spec}.yaml", _REPO_CONFIG / kind / f"{spec}.yaml"]
     found = next((path for path in candidates if path.is_file()), None)
     if found is None:
-        raise FileNotFoundError(
+        raise MissingFile(
             f"{key}: no {kind} preset '{spec}' (looked for {', '.join(str(c) for c in candidates)}); "
             f"shipped: {', '.join(shipped(kind)) or 'none'}"
         )
@@ -56,8 +58,6 @@ def _merged(base: dict, override: dict) -> dict:
 
 def expand_model_size(model: dict) -> None:
     """Fill hidden_size/depth/num_heads from model.size; a contradicting explicit value is an error."""
-    from rdtflow.config import ConfigError
-
     name = model.get("size")
     if name is None:
         return

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import pytest
 
 from rdtflow.cli import main
 
-STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval", "baseline", "export", "report"]
+STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval",
+          "baseline", "export", "report"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -25,8 +29,10 @@ def test_top_level_help_lists_the_stages(capsys):
     assert all(stage in text for stage in STAGES)
 
 
-def test_unknown_config_key_is_reported_with_its_name(capsys):
-    code = main(["split", "--config", '{"run": "x", "split": {"held_outt": 3}}'])
+def test_unknown_config_key_is_reported_with_its_name(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text('{"run": "x", "split": {"held_outt": 3}}')
+    code = main(["split", "--config", str(config)])
     assert code == 2
     error = capsys.readouterr().err
     assert "invalid configuration" in error and "held_outt" in error
@@ -48,7 +54,41 @@ def test_a_stage_sees_only_the_sections_it_declares(monkeypatch, tmp_path):
         main(["split", "--config", str(config)])
 
 
-def test_inline_stage_config_gets_no_default_for_a_missing_section():
-    """The workflow passes each stage its sections inline; a missing one is an error, not a default."""
+def test_inline_stage_config_gets_no_default_for_a_missing_section(tmp_path):
+    """The workflow hands each stage its sections in a run file; a missing one is an error, not a default."""
+    run_file = tmp_path / "split.json"
+    run_file.write_text(json.dumps({"stage": "split", "step": None, "config": {"run": "x"}, "inputs": {}, "outputs": {}}))
     with pytest.raises(KeyError, match="split"):
-        main(["split", "--config", '{"run": "x"}'])
+        main(["split", "--run-config", str(run_file)])
+
+
+def test_a_bug_is_an_internal_error_shown_with_its_traceback(monkeypatch, tmp_path, capsys):
+    from rdtflow import cli
+
+    config = tmp_path / "config.yaml"
+    config.write_text("run: x\n")
+
+    def broken(job):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(cli.STAGES, "split", (broken, "help"))
+    monkeypatch.setattr(sys, "argv", ["rdtflow", "split", "--config", str(config)])
+    assert cli.entry() == 1
+    error = capsys.readouterr().err
+    assert "Traceback" in error and "invalid configuration" not in error
+    assert error.strip().splitlines()[-1] == (
+        "rdtflow split: internal error (a bug in rdtflow, not in your data or config): RuntimeError: boom")
+
+
+def test_a_problem_with_the_users_files_is_one_line_not_a_traceback(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"run: x\nresults_dir: {tmp_path}\n")
+    assert main(["train", "--config", str(config), "--until-step", "2"]) == 1  # no plan.json yet
+    error = capsys.readouterr().err
+    assert error.startswith("rdtflow train: no plan at ") and "run `rdtflow plan`" in error and "Traceback" not in error
+
+
+def test_the_installed_command_reports_bugs_as_internal_errors():
+    from importlib.metadata import entry_points
+
+    assert entry_points(group="console_scripts")["rdtflow"].value == "rdtflow.cli:entry"

@@ -12,8 +12,8 @@ import yaml
 from rdtflow.cli import main
 from rdtflow.config import ConfigError, validate_config
 from rdtflow.train.hardware import LayoutError
-from tests.data.conftest import write_synthetic_episode
-from tests.test_workflow import ENV, REPO, SNAKEMAKE
+from tests.helpers.episodes import write_synthetic_episode
+from tests.helpers.workflow import ENV, REPO, SNAKEMAKE
 
 # Valid as it stands; each test breaks one thing.
 BASE = {

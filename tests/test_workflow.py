@@ -4,64 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
-from tests.sizes import TINY_ENCODERS, TINY_MODEL
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
-
-# Rules call the `rdtflow` and `accelerate` commands installed beside this Python.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-
-# Small enough to run in about a minute on two cores; same code path as the default.
-REDUCED = {
-    "run": "e2e",
-    "demos": {"generate": True, "n_episodes": 14, "sim": {"image_size": 32}},
-    "split": {"held_out": 4},
-    "encoders": TINY_ENCODERS,
-    "model": {**TINY_MODEL, "pred_horizon": 8, "precompute_image_features": True},
-    "hardware": {"device": "cpu", "per_device_batch": 4},  # accumulation 2, derived
-    "train": {"max_steps": 6, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1,
-              "checkpoints_total_limit": 2},
-    "eval": {"execute_horizon": 4, "open_loop_stride": 8},
-}
-
-
-def snakemake(config_file: Path, *args: str) -> str:
-    result = subprocess.run(
-        [*SNAKEMAKE, "--configfile", str(config_file), *args], cwd=REPO, capture_output=True, text=True, env=ENV
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
-
-
-def planned_rules(config_file: Path) -> set[str]:
-    """Rules a dry run would execute (empty when there is nothing to be done)."""
-    output = snakemake(config_file, "--dry-run")
-    if "Nothing to be done" in output:
-        return set()
-    table = output.split("Job stats:")[1].split("total")[0]
-    return {match.group(1) for match in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.MULTILINE)} - {"job"}
-
-
-def write_config(path: Path, results: Path, **changes: dict) -> Path:
-    config = json.loads(json.dumps(REDUCED))
-    config["results_dir"] = str(results)
-    for section, values in changes.items():
-        config[section] = {**config[section], **values}
-    path.write_text(yaml.safe_dump(config))
-    return path
+from rdtflow.cli import main as rdtflow
+from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, check_reduced_outputs, planned_rules, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -73,35 +27,7 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_every_output_exists_and_is_well_formed(finished_run):
-    _, run = finished_run
-    validation = json.loads((run / "data" / "validation.json").read_text())
-    assert validation["n_valid"] == 14 and validation["n_rejected"] == 0
-    index = pd.read_parquet(run / "data" / "index.parquet")
-    assert (index["split"] == "held_out").sum() == 4 and (index["split"] == "train").sum() == 10
-    manifest = pd.read_parquet(run / "data" / "manifest.parquet")
-    train_steps = index.loc[index["split"] == "train"]
-    assert len(manifest) == int((train_steps["n_steps"] - train_steps["first_moving_step"]).sum())
-    assert (run / "lang" / "embeddings.safetensors").is_file()
-    plan = json.loads((run / "plan.json").read_text())
-    assert plan["layout"] == {"micro_batch": 4, "accumulation": 2, "processes": 1, "nodes": 1}
-    for step in (2, 4, 6):
-        checkpoint = run / "train" / f"checkpoint-{step}"
-        state = json.loads((checkpoint / "trainer_state.json").read_text())
-        assert state["step"] == step and state["effective_batch"] == 8
-        assert len(pd.read_csv(checkpoint / "train_log.csv")) == 2  # two optimizer steps, four micro-batches
-        evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())
-        assert evaluation["step"] == step and evaluation["n_episodes"] == 4
-        assert 0.0 <= evaluation["success_rate"] <= 1.0 and evaluation["open_loop_mse"] > 0
-        assert len(evaluation["episodes"]) == 4
-    with_weights = [step for step in (2, 4, 6) if (run / "train" / f"checkpoint-{step}" / "model.safetensors").is_file()]
-    assert len(with_weights) == 2 and 6 in with_weights  # checkpoints_total_limit 2 keeps best and latest
-    pruned = ({2, 4} - set(with_weights)).pop()
-    assert (run / "train" / f"checkpoint-{pruned}" / "pruned.json").is_file()
-    baseline = json.loads((run / "eval" / "baseline.json").read_text())
-    assert baseline["policy"] == "mean-trajectory baseline" and baseline["n_episodes"] == 4
-    html = (run / "report" / "index.html").read_text()
-    assert "data:image/png;base64," in html and "checkpoint" in html.lower()
-    assert not list((run / "train").glob("*.tmp"))
+    check_reduced_outputs(finished_run[1])
 
 
 def test_second_run_has_nothing_to_do(finished_run):
@@ -192,3 +118,65 @@ def test_killed_mid_training_resumes_exactly_and_keeps_finished_work(finished_ru
     log = (run / "logs" / "train" / "checkpoint-6.log").read_text()
     assert "cannot resume from checkpoint-4" in log and "model.safetensors does not match its checksum" in log
     assert (run / final).read_bytes() == (reference / final).read_bytes()
+
+
+def test_each_checkpoint_carries_its_config_and_the_rdtflow_version(finished_run, tmp_path):
+    _, run = finished_run
+    recorded = json.loads((run / "train" / "checkpoint-6" / "run_config.json").read_text())
+    assert recorded["rdtflow_version"] == version("rdtflow")
+    assert recorded["config"]["train"]["max_steps"] == 6 and recorded["config"]["hardware"]["device"] == "cpu"
+    assert rdtflow(["export", "--checkpoint", str(run / "train" / "checkpoint-6"), "--out", str(tmp_path / "export")]) == 0
+    assert json.loads((tmp_path / "export" / "run_config.json").read_text()) == recorded
+
+
+def _moved(value: str | list[str], run: Path, fresh: Path) -> str | list[str]:
+    """A path of the finished run, at the same place under `fresh`."""
+    if isinstance(value, list):
+        return [_moved(item, run, fresh) for item in value]
+    return str(fresh / Path(value).relative_to(run)) if Path(value).is_relative_to(run) else value
+
+
+def test_each_stage_reads_only_what_its_rule_declares(finished_run, tmp_path):
+    """Every job of the run again, each in a fresh folder holding copies of its declared inputs
+    and nothing else, with results_dir pointing there: it finishes and writes its outputs, so
+    it read nothing its rule does not declare. (Episode files stay where the index names them:
+    they are the data the validated folder declared.)"""
+    _, run = finished_run
+    jobs = sorted((run / "config").rglob("*.json"))
+    assert len(jobs) == 19  # 10 stages, and train, eval and retention for each of 3 checkpoints
+    for job_file in jobs:
+        job = json.loads(job_file.read_text())
+        checkpoint = job["inputs"].get("checkpoint_dir")
+        if checkpoint and (Path(checkpoint) / "pruned.json").is_file():
+            continue  # retention deleted its weights: nothing left to evaluate
+        fresh = tmp_path / job_file.relative_to(run / "config").with_suffix("") / run.name
+        for value in job["inputs"].values():
+            for path in map(Path, value if isinstance(value, list) else [value]):
+                target = Path(_moved(str(path), run, fresh))
+                if target != path and path.is_dir():
+                    shutil.copytree(path, target)
+                elif target != path:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
+        moved = {**job, "config": {**job["config"], "results_dir": str(fresh.parent)},
+                 "inputs": {name: _moved(value, run, fresh) for name, value in job["inputs"].items()},
+                 "outputs": {name: _moved(value, run, fresh) for name, value in job["outputs"].items()}}
+        moved_file = fresh.parent / "job.json"
+        moved_file.parent.mkdir(parents=True, exist_ok=True)
+        moved_file.write_text(json.dumps(moved))
+        assert rdtflow([job["stage"].replace("_", "-"), "--run-config", str(moved_file)]) == 0, job_file
+        assert all(Path(path).exists() for path in moved["outputs"].values()), job_file
+
+
+def test_every_printed_command_is_short_and_the_plan_waits_for_the_instructions():
+    """The default run's dry run: each shell command fits a line, and the plan reads the encoded
+    instructions (so it waits for encode_lang and sizes memory by their real length)."""
+    dry_run = subprocess.run([*SNAKEMAKE, "--dry-run", "--forceall", "--printshellcmds"], cwd=REPO, env=ENV,
+                             capture_output=True, text=True, timeout=300, check=False)
+    output = dry_run.stdout + dry_run.stderr
+    assert dry_run.returncode == 0, output[-3000:]
+    commands = [line.removeprefix("Shell command: ") for line in output.splitlines()
+                if line.startswith("Shell command: ") and line != "Shell command: None"]
+    assert len(commands) == 18 and max(map(len, commands)) < 300, max(commands, key=len)  # 10 stages, 2 x 4 steps
+    plan = output.split("rule plan:")[1].split("\n\n")[0]
+    assert "results/default/lang/embeddings.safetensors" in plan

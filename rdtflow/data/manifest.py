@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rdtflow.data.episode import read_trajectory
+from rdtflow.errors import RdtflowError
 
 MANIFEST_COLUMNS = ["sample", "episode_id", "path", "step", "n_steps", "instruction"]
 
@@ -22,7 +23,7 @@ def _training_episodes(index: pd.DataFrame) -> pd.DataFrame:
     """The training rows of the index, in episode id order so that sample numbers are reproducible."""
     train = index[index["split"] == "train"].sort_values("episode_id").reset_index(drop=True)
     if train.empty:
-        raise ValueError("the index has no training episodes; check the split stage's output")
+        raise RdtflowError("the index has no training episodes; check the split stage's output")
     return train
 
 

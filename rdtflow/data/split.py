@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rdtflow.errors import ConfigError
+
 
 def _held_out_count(held_out: int | float, n_valid: int) -> int:
     """An integer is a count; a fraction in (0, 1) is rounded, but holds out at least one episode."""
@@ -18,7 +20,7 @@ def _held_out_count(held_out: int | float, n_valid: int) -> int:
         return max(1, round(held_out * n_valid))
     if float(held_out).is_integer() and held_out >= 1:
         return int(held_out)
-    raise ValueError(
+    raise ConfigError(
         f"split.held_out={held_out!r}: use an integer count >= 1, a fraction in (0, 1) or a list of episode ids"
     )
 
@@ -26,12 +28,12 @@ def _held_out_count(held_out: int | float, n_valid: int) -> int:
 def _check_both_sides(n_held_out: int, n_valid: int, held_out: object) -> None:
     """Training needs at least one episode and evaluation needs at least one."""
     if n_valid < 2:
-        raise ValueError(
+        raise ConfigError(
             f"only {n_valid} valid episode(s), but the split needs at least 2 (one to train on, one held out); "
             "record more demonstrations or fix the rejected ones (see validation.json)"
         )
     if not 1 <= n_held_out < n_valid:
-        raise ValueError(
+        raise ConfigError(
             f"split.held_out={held_out!r} holds out {n_held_out} of {n_valid} valid episodes, but at least one must "
             f"be trained on and one held out; hold out between 1 and {n_valid - 1}"
         )
@@ -43,7 +45,7 @@ def choose_held_out(valid_ids: list[str], held_out: int | float | list[str], see
     if isinstance(held_out, (list, tuple)):
         unknown = sorted(set(held_out) - set(valid_ids))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"split.held_out names ids that are not valid episodes: {', '.join(unknown)} "
                 "(ids are paths relative to the demo folder without .hdf5; see validation.json for rejected ones)"
             )

@@ -27,6 +27,7 @@ from rdtflow.data.episode import (
     read_instruction,
 )
 from rdtflow.data.state_vector import unified_indices
+from rdtflow.errors import ConfigError, RdtflowError
 from rdtflow.progress import progress
 
 VALIDATED_COLUMNS = [
@@ -37,7 +38,7 @@ VALIDATED_COLUMNS = [
 FLOAT32_EXACT_INTEGER = 2**24
 
 
-class DemoValidationError(Exception):
+class DemoValidationError(RdtflowError):
     """The demonstrations cannot be used: no valid episode, or a rejection under ``data.strict``."""
 
 
@@ -361,7 +362,7 @@ def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_o
     try:
         unified_indices(data_cfg["state_names"])
     except ValueError as err:
-        raise ValueError(f"data.state_names: {err}") from err
+        raise ConfigError(f"data.state_names: {err}") from err
     files = find_episode_files(demo_dir)
     rows, rejections = _validate_files(files, demo_dir, data_cfg)
     print(_summary_line(len(files), rejections))

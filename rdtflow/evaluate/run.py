@@ -21,11 +21,12 @@ from rdtflow.evaluate.policies import (
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import Normalizer, PolicyInputs
 from rdtflow.model.language import load_language_table
-from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.paths import CheckpointFile
 from rdtflow.progress import progress
 from rdtflow.sim.demos import CAMERA, load_reset
 from rdtflow.sim.pick_place import TaskSettings
 from rdtflow.train.checkpoint import load_policy
+from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.samples import StepSamples, collate
 
 OPEN_LOOP_BATCH = 256
@@ -86,11 +87,11 @@ def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: l
     }
 
 
-def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: int | None, out_path: Path) -> dict:
+def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: int | None, index_path: Path,
+             out_path: Path) -> dict:
     """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
     from their initial states when a simulator exists; writes the JSON of docs/formats.md."""
-    paths = RunPaths.from_config(config)
-    episodes = held_out_episodes(paths.index)
+    episodes = held_out_episodes(index_path)
     simulated = bool(config["demos"]["generate"])  # only the built-in task has a simulator
     outcomes = closed_loop_outcomes(config, policy, episodes) if simulated else [{}] * len(episodes)
     rows = open_loop_rows(episodes, config["eval"]["open_loop_stride"])
@@ -134,23 +135,22 @@ def closed_loop_outcomes(config: dict, policy: ChunkPolicy, episodes: pd.DataFra
     )
 
 
-def evaluate_checkpoint(config: dict, checkpoint_dir: Path, out_path: Path) -> dict:
-    torch.set_num_threads(config["eval"]["threads"])
+def evaluate_checkpoint(config: dict, checkpoint_dir: Path, index_path: Path, language_path: Path, vision_dir: Path,
+                        out_path: Path) -> dict:
+    torch.set_num_threads(cpu_threads(config["eval"]["threads"]))
     policy, stats = load_policy(checkpoint_dir)
-    vision = VisionEncoder.load(encoder_dirs(config)[0])
-    language = load_language_table(RunPaths.from_config(config).language)
-    inputs = PolicyInputs.create(stats, language, vision, config["data"]["control_frequency"])
-    step = json.loads((checkpoint_dir / "trainer_state.json").read_text())["step"]
+    vision = VisionEncoder.load(vision_dir)
+    inputs = PolicyInputs.create(stats, load_language_table(language_path), vision, config["data"]["control_frequency"])
+    step = json.loads((checkpoint_dir / CheckpointFile.TRAINER_STATE).read_text())["step"]
     diffusion = DiffusionPolicy(policy, inputs, torch.Generator().manual_seed(config["eval"]["seed"]), checkpoint_dir.name)
-    return evaluate(config, diffusion, Normalizer.min_max(stats, "action"), step, out_path)
+    return evaluate(config, diffusion, Normalizer.min_max(stats, "action"), step, index_path, out_path)
 
 
-def evaluate_baseline(config: dict, out_path: Path) -> dict:
+def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path) -> dict:
     """The blind mean-trajectory baseline on the same held-out episodes."""
-    paths = RunPaths.from_config(config)
-    index = pd.read_parquet(paths.index)
+    index = pd.read_parquet(index_path)
     training = index[index["split"] == "train"]
     trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
     baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
-    stats = json.loads(paths.stats.read_text())
-    return evaluate(config, baseline, Normalizer.min_max(stats, "action"), None, out_path)
+    stats = json.loads(Path(stats_path).read_text())
+    return evaluate(config, baseline, Normalizer.min_max(stats, "action"), None, index_path, out_path)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 from torch import nn
 
+from rdtflow.errors import BadCheckpoint
 from rdtflow.model.rdt import NORMS, RDT, UPSTREAM_NORM, RDTShape
 
 UNIFIED_DIM = 128
@@ -48,7 +49,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
-            raise ValueError(f"rdt.norm '{self.norm}' is not one rdtflow computes; known: {', '.join(NORMS)}")
+            raise BadCheckpoint(f"rdt.norm '{self.norm}' is not one rdtflow computes; known: {', '.join(NORMS)}")
 
 
 # What makes two checkpoints different models rather than two weights of one model: the tensor
@@ -66,7 +67,7 @@ def _known_keys(values: dict, cls: type, where: str, source: Path) -> dict:
     stops the load instead of being dropped."""
     unknown = sorted(set(values) - set(cls.__dataclass_fields__))
     if unknown:
-        raise ValueError(
+        raise BadCheckpoint(
             f"{source}: unknown key(s) {', '.join(unknown)} in {where}; rdtflow reads {', '.join(cls.__dataclass_fields__)}. "
             "This checkpoint may describe a model rdtflow cannot build"
         )
@@ -106,13 +107,17 @@ class RDTConfig:
 
     @classmethod
     def from_json(cls, path: Path) -> "RDTConfig":
-        path = Path(path)
-        values = _known_keys(json.loads(path.read_text()), cls, "config.json", path)
+        return cls.from_dict(json.loads(Path(path).read_text()), Path(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, source: Path) -> "RDTConfig":
+        """From config.json's mapping; `source` names where it came from in errors."""
+        values = _known_keys(values, cls, "config.json", source)
         return cls(**{
             **values,
-            "rdt": TransformerConfig(**_known_keys(values.get("rdt", {}), TransformerConfig, "its rdt mapping", path)),
+            "rdt": TransformerConfig(**_known_keys(values.get("rdt", {}), TransformerConfig, "its rdt mapping", source)),
             "noise_scheduler": NoiseSchedulerConfig(
-                **_known_keys(values.get("noise_scheduler", {}), NoiseSchedulerConfig, "its noise_scheduler mapping", path)
+                **_known_keys(values.get("noise_scheduler", {}), NoiseSchedulerConfig, "its noise_scheduler mapping", source)
             ),
         })
 

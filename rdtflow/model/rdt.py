@@ -1,7 +1,7 @@
 """The RDT diffusion transformer, written for rdtflow.
 
-Module and parameter names follow the published RDT-1B checkpoint (see
-tests/model/test_state_dict_names.py) so official weights load with strict=True.
+Module and parameter names follow the published RDT-1B checkpoint (tests/model/test_policy.py
+compares them with its state dict) so official weights load with strict=True.
 
 The token sequence is [diffusion timestep, control frequency, state, action chunk]; every
 block self-attends over it, then cross-attends to the language tokens (even blocks) or the

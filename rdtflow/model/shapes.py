@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from rdtflow.data.cameras import camera_slots
+from rdtflow.errors import MissingFile
 from rdtflow.model.policy import NoiseSchedulerConfig, RDTConfig, RDTPolicy, TransformerConfig
 from rdtflow.model.rdt import UPSTREAM_NORM
 from rdtflow.model.weights import config_file
-from rdtflow.paths import encoder_dirs
 
 # Published architectures (config.json of the public checkpoints), used only when the folder
 # is not on this machine.
@@ -42,12 +42,14 @@ def _vision_config(config: dict, folder: Path):
     from transformers import SiglipVisionConfig
 
     if config["encoders"]["vision_path"] is None:
-        return SiglipVisionConfig(image_size=config["demos"]["sim"]["image_size"], **config["encoders"]["tiny_vision"]), "built small tower"
+        tiny = SiglipVisionConfig(image_size=config["demos"]["sim"]["image_size"], **config["encoders"]["tiny_vision"])
+        return tiny, "built small tower"
     if (folder / "config.json").is_file():
         return SiglipVisionConfig.from_pretrained(folder), f"{folder}/config.json"
     if folder.name in KNOWN_VISION:
-        return SiglipVisionConfig(**KNOWN_VISION[folder.name]), f"published {folder.name} architecture ({folder} not on this machine)"
-    raise FileNotFoundError(
+        source = f"published {folder.name} architecture ({folder} not on this machine)"
+        return SiglipVisionConfig(**KNOWN_VISION[folder.name]), source
+    raise MissingFile(
         f"encoders.vision_path: {folder} has no config.json, and '{folder.name}' is not a known architecture "
         f"({', '.join(KNOWN_VISION)}); point it at the local SigLIP folder"
     )
@@ -62,16 +64,17 @@ def _text_width(config: dict, folder: Path) -> int:
         return int(T5Config.from_pretrained(folder).d_model)
     if folder.name in KNOWN_TEXT_WIDTH:
         return KNOWN_TEXT_WIDTH[folder.name]
-    raise FileNotFoundError(
+    raise MissingFile(
         f"encoders.text_path: {folder} has no config.json, and '{folder.name}' is not a known architecture "
         f"({', '.join(KNOWN_TEXT_WIDTH)}); point it at the local T5 folder"
     )
 
 
-def encoder_shapes(config: dict) -> EncoderShapes:
+def encoder_shapes(config: dict, vision_dir: Path, text_dir: Path) -> EncoderShapes:
+    """Token shapes of the run's encoders: read from their folders' config.json (or, for the
+    small ones the pipeline builds, from the config's tiny settings)."""
     from transformers import SiglipVisionModel
 
-    vision_dir, text_dir = encoder_dirs(config)
     vision_config, source = _vision_config(config, vision_dir)
     with torch.device("meta"):
         vision_params = sum(p.numel() for p in SiglipVisionModel(vision_config).parameters())
@@ -102,10 +105,10 @@ def pretrained_norm(folder: Path) -> tuple[str, str]:
     return (recorded, f"recorded in {file}") if recorded else (UPSTREAM_NORM, f"upstream's: {file} names none")
 
 
-def norm_choice(model: dict) -> NormChoice:
-    """model.norm, with `auto` meaning: what model.pretrained was trained with, or the true RMS
-    when training from scratch (a from-scratch run has no published numerics to match)."""
-    pretrained = pretrained_norm(Path(model["pretrained"])) if model["pretrained"] else None
+def norm_choice(model: dict, pretrained_dir: Path | None) -> NormChoice:
+    """model.norm, with `auto` meaning: what model.pretrained (`pretrained_dir`) was trained
+    with, or the true RMS when training from scratch (there are no published numerics to match)."""
+    pretrained = pretrained_norm(Path(pretrained_dir)) if pretrained_dir else None
     if model["norm"] != "auto":
         return NormChoice(model["norm"], "model.norm", pretrained and pretrained[0])
     if pretrained:
@@ -113,8 +116,9 @@ def norm_choice(model: dict) -> NormChoice:
     return NormChoice("rms", "from scratch (model.norm auto)", None)
 
 
-def policy_config(config: dict, shapes: EncoderShapes) -> RDTConfig:
-    """The RDT config of this run: sizes from the config, token widths from the encoders."""
+def policy_config(config: dict, shapes: EncoderShapes, pretrained_dir: Path | None = None) -> RDTConfig:
+    """The RDT config of this run: sizes from the config, token widths from the encoders, the
+    norm formula of model.pretrained (`pretrained_dir`) unless model.norm names one."""
     model = config["model"]
     history, cameras = model["img_history_size"], len(camera_slots(config["data"]["cameras"]))
     max_lang = config["encoders"]["max_lang_tokens"]
@@ -127,7 +131,7 @@ def policy_config(config: dict, shapes: EncoderShapes) -> RDTConfig:
         lang_pos_embed_config=[["lang", -max_lang]],
         img_pos_embed_config=[["image", [history, cameras, -shapes.tokens_per_image]]],
         rdt=TransformerConfig(hidden_size=model["hidden_size"], depth=model["depth"], num_heads=model["num_heads"],
-                              norm=norm_choice(model).formula),
+                              norm=norm_choice(model, pretrained_dir).formula),
         noise_scheduler=NoiseSchedulerConfig(
             num_train_timesteps=model["num_train_timesteps"],
             num_inference_timesteps=model["num_inference_timesteps"],

@@ -15,26 +15,24 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from rdtflow.errors import BadCheckpoint, MissingFile
 from rdtflow.model.policy import RDTConfig, RDTPolicy
-
-CONFIG = "config.json"
-SAFETENSORS = "model.safetensors"
-PICKLE = "pytorch_model.bin"
-EMA = "ema"  # the EMA weights' subfolder, in upstream's checkpoints and rdtflow's
+from rdtflow.paths import CheckpointFile
 
 
-class WeightsMismatch(ValueError):
+class WeightsMismatch(BadCheckpoint):
     """A checkpoint whose tensors do not fit the model exactly."""
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """The tensors of an official-layout folder: safetensors if present, else the .bin."""
     folder = Path(folder)
-    if (folder / SAFETENSORS).is_file():
-        return load_file(str(folder / SAFETENSORS))
-    if (folder / PICKLE).is_file():
-        return torch.load(folder / PICKLE, map_location="cpu", weights_only=True)
-    raise FileNotFoundError(f"{folder}: no {SAFETENSORS} or {PICKLE}; point model.pretrained at an RDT checkpoint folder")
+    if (folder / CheckpointFile.WEIGHTS).is_file():
+        return load_file(str(folder / CheckpointFile.WEIGHTS))
+    if (folder / CheckpointFile.UPSTREAM_WEIGHTS).is_file():
+        return torch.load(folder / CheckpointFile.UPSTREAM_WEIGHTS, map_location="cpu", weights_only=True)
+    raise MissingFile(f"{folder}: no {CheckpointFile.WEIGHTS} or {CheckpointFile.UPSTREAM_WEIGHTS}; point "
+                      "model.pretrained at an RDT checkpoint folder")
 
 
 def load_strict(policy: RDTPolicy, tensors: dict[str, torch.Tensor], source: Path) -> None:
@@ -65,11 +63,12 @@ def config_file(folder: Path) -> Path:
     own: they are the same model as the folder above, so that folder's config.json is used.
     """
     folder = Path(folder)
-    if (folder / CONFIG).is_file():
-        return folder / CONFIG
-    if folder.name == EMA and (folder.parent / CONFIG).is_file():
-        return folder.parent / CONFIG
-    raise FileNotFoundError(f"model.pretrained: {folder} has no {CONFIG} (only an {EMA}/ folder may use its parent's)")
+    if (folder / CheckpointFile.CONFIG).is_file():
+        return folder / CheckpointFile.CONFIG
+    if folder.name == CheckpointFile.EMA_DIR and (folder.parent / CheckpointFile.CONFIG).is_file():
+        return folder.parent / CheckpointFile.CONFIG
+    raise MissingFile(f"model.pretrained: {folder} has no {CheckpointFile.CONFIG} (only an "
+                      f"{CheckpointFile.EMA_DIR}/ folder may use its parent's)")
 
 
 def load_pretrained(folder: Path) -> RDTPolicy:
@@ -94,21 +93,22 @@ def load_pretrained_into(policy: RDTPolicy, folder: Path) -> None:
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path) -> Path:
     """Write a training checkpoint in the official layout: config.json + model.safetensors,
-    ema/ (same layout) when the run kept an EMA, and rdtflow's stats.json for normalisation."""
-    from rdtflow.train.checkpoint import EMA_WEIGHTS, STATS, WEIGHTS
-
+    ema/ (same layout) when the run kept an EMA, and rdtflow's stats.json for normalisation and
+    run_config.json (the config it was trained with, and the rdtflow version)."""
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
-    config = RDTConfig.from_json(checkpoint_dir / CONFIG)
+    config = RDTConfig.from_json(checkpoint_dir / CheckpointFile.CONFIG)
     out_dir.mkdir(parents=True, exist_ok=True)
-    variants = [(checkpoint_dir / WEIGHTS, out_dir)]
-    if (checkpoint_dir / EMA_WEIGHTS).is_file():
-        variants.append((checkpoint_dir / EMA_WEIGHTS, out_dir / EMA))
+    variants = [(checkpoint_dir / CheckpointFile.WEIGHTS, out_dir)]
+    if (checkpoint_dir / CheckpointFile.EMA_WEIGHTS).is_file():
+        variants.append((checkpoint_dir / CheckpointFile.EMA_WEIGHTS, out_dir / CheckpointFile.EMA_DIR))
     for weights, target in variants:
         target.mkdir(parents=True, exist_ok=True)
         tensors = load_file(str(weights))
         policy = RDTPolicy(config)
         load_strict(policy, tensors, weights)  # never export something that would not load back
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / SAFETENSORS), metadata={"format": "pt"})
-        config.to_json(target / CONFIG)
-    shutil.copy(checkpoint_dir / STATS, out_dir / STATS)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / CheckpointFile.WEIGHTS),
+                  metadata={"format": "pt"})
+        config.to_json(target / CheckpointFile.CONFIG)
+    for name in (CheckpointFile.STATS, CheckpointFile.RUN_CONFIG):
+        shutil.copy(checkpoint_dir / name, out_dir / name)
     return out_dir

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from rdtflow.paths import CheckpointFile
+
 SUCCESS_NOT_MEASURED = "no simulator: success rate not measured"
 """Shown wherever a success rate is null: offline data has no simulator to roll out in."""
 
@@ -32,7 +34,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def _checkpoint_step(checkpoint_dir: Path) -> int:
     """Optimizer step a checkpoint was saved at, from its trainer_state.json (not its folder name)."""
-    return int(read_json(Path(checkpoint_dir) / "trainer_state.json")["step"])
+    return int(read_json(Path(checkpoint_dir) / CheckpointFile.TRAINER_STATE)["step"])
 
 
 def load_training_log(checkpoint_dirs: list[Path]) -> pd.DataFrame:
@@ -42,7 +44,7 @@ def load_training_log(checkpoint_dirs: list[Path]) -> pd.DataFrame:
     case the later checkpoint's row wins because that run produced the weights that follow.
     """
     chronological = sorted(checkpoint_dirs, key=_checkpoint_step)
-    periods = [pd.read_csv(Path(directory) / "train_log.csv") for directory in chronological]
+    periods = [pd.read_csv(Path(directory) / CheckpointFile.TRAIN_LOG) for directory in chronological]
     log = pd.concat(periods, ignore_index=True)
     log = log.sort_values("step", kind="stable").drop_duplicates(subset="step", keep="last")
     return log.reset_index(drop=True)

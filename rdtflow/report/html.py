@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rdtflow.paths import CheckpointFile
 from rdtflow.report.collect import (
     SUCCESS_NOT_MEASURED,
     best_checkpoint,
@@ -24,8 +25,6 @@ from rdtflow.report.collect import (
 )
 from rdtflow.report.figures import plot_loss, plot_success
 
-LOSS_PNG = "loss.png"
-SUCCESS_PNG = "success.png"
 MISSING = "—"
 NUMERIC_CLASS = ' class="num"'
 
@@ -132,7 +131,7 @@ def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, A
 
 def _training_line(checkpoint_dirs: list[Path]) -> str:
     """How the run trained, from the last checkpoint: runs with equal effective batches compare."""
-    state = read_json(Path(checkpoint_dirs[-1]) / "trainer_state.json")
+    state = read_json(Path(checkpoint_dirs[-1]) / CheckpointFile.TRAINER_STATE)
     layout = state["layout"]
     return (
         f"<p>Trained {state['step']} optimizer steps ({state['epoch']:.2f} epochs of the full-step manifest), "
@@ -240,27 +239,27 @@ def _page(title: str, sections: list[str]) -> str:
 
 
 def write_report(*, config: dict, validation_json: Path, index_parquet: Path, checkpoint_dirs: list[Path],
-                 eval_files: list[Path], baseline_json: Path, out_html: Path) -> None:
-    """Write report/index.html and, next to it, loss.png and success.png for `snakemake --report`."""
-    out_dir = Path(out_html).parent
-    out_dir.mkdir(parents=True, exist_ok=True)
+                 eval_files: list[Path], baseline_json: Path, out_html: Path, loss_png: Path, success_png: Path) -> None:
+    """Write the report page and its two figures (also shown by `snakemake --report`)."""
+    for out in (out_html, loss_png, success_png):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
     evaluations = {evaluation["step"]: evaluation for evaluation in map(read_json, eval_files)}
     evals_df = evaluations_frame(list(evaluations.values()))
     baseline = read_json(baseline_json)
     best = best_checkpoint(evals_df)
     eval_rows = evals_df.to_dict("records")
 
-    plot_loss(load_training_log(checkpoint_dirs), out_dir / LOSS_PNG)
-    plot_success(evals_df, baseline, out_dir / SUCCESS_PNG)
+    plot_loss(load_training_log(checkpoint_dirs), Path(loss_png))
+    plot_success(evals_df, baseline, Path(success_png))
 
     sections = [
         _headline(best, eval_rows[-1], baseline, _training_line(checkpoint_dirs)),
         _config_section(config),
         _validation_section(read_json(validation_json)),
         _split_section(load_split_counts(index_parquet)),
-        _figure_section("Training loss", out_dir / LOSS_PNG,
+        _figure_section("Training loss", Path(loss_png),
                         "Diffusion loss per optimizer step (log scale) and learning rate."),
-        _figure_section("Success per checkpoint", out_dir / SUCCESS_PNG,
+        _figure_section("Success per checkpoint", Path(success_png),
                         "Closed-loop success on the held-out episodes per checkpoint, the baseline "
                         "(dashed) and the open-loop action MSE."),
         _checkpoints_section(eval_rows, evaluations, best["step"]),

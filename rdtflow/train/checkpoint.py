@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
@@ -21,28 +22,20 @@ import torch
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 
+from rdtflow.errors import BadCheckpoint, MissingFile, RdtflowError
 from rdtflow.model.policy import RDTConfig, RDTPolicy
+from rdtflow.paths import CheckpointFile as File
+from rdtflow.paths import checkpoint_step
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-STATS = "stats.json"
-TRAINER_STATE = "trainer_state.json"
-TRAIN_LOG = "train_log.csv"
-OPTIMIZER = "state/optimizer.pt"
-SCHEDULER = "state/scheduler.pt"
-EMA_STATE = "state/ema.pt"
-EMA_WEIGHTS = "ema/model.safetensors"
-PRUNED = "pruned.json"
-CHECKSUMS = "checksums.json"
 # Room for config, stats, logs and safetensors headers beyond the tensors themselves.
 DISK_MARGIN_BYTES = 64 * 2**20
 
 
-class DiskSpaceError(OSError):
+class DiskSpaceError(RdtflowError, OSError):
     """Not enough free disk for a checkpoint: stop before writing half of one."""
 
 
-class CorruptCheckpoint(ValueError):
+class CorruptCheckpoint(BadCheckpoint):
     """A checkpoint whose files no longer match the checksums written with it."""
 
 
@@ -57,7 +50,7 @@ def _sha256(path: Path) -> str:
 def _write_checksums(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     sums = {str(p.relative_to(folder)): _sha256(p) for p in files}
-    (folder / CHECKSUMS).write_text(json.dumps(sums, indent=1))
+    (folder / File.CHECKSUMS).write_text(json.dumps(sums, indent=1))
 
 
 def checkpoint_problem(folder: Path, names: tuple[str, ...] | None = None) -> str | None:
@@ -66,10 +59,10 @@ def checkpoint_problem(folder: Path, names: tuple[str, ...] | None = None) -> st
     `names` limits the check to those files (evaluation reads only the weights); pruned
     files are not expected. Checkpoints written before checksums existed pass unchecked.
     """
-    if not (folder / CHECKSUMS).is_file():
-        return None if (folder / TRAINER_STATE).is_file() else f"{folder}: not a checkpoint (no {TRAINER_STATE})"
-    sums = json.loads((folder / CHECKSUMS).read_text())
-    pruned = (folder / PRUNED).is_file()
+    if not (folder / File.CHECKSUMS).is_file():
+        return None if (folder / File.TRAINER_STATE).is_file() else f"{folder}: not a checkpoint (no {File.TRAINER_STATE})"
+    sums = json.loads((folder / File.CHECKSUMS).read_text())
+    pruned = (folder / File.PRUNED).is_file()
     for name, expected in sums.items():
         if names is not None and name not in names:
             continue
@@ -121,11 +114,14 @@ def save_checkpoint(
     stats: dict,
     trainer_state: dict,
     log: pd.DataFrame,
+    run_config: dict,
 ) -> None:
     """Write everything to `<out_dir>.tmp`, then rename it to `out_dir` in one step.
 
-    A failed write (disk full, killed job) removes the staging folder and leaves any earlier
-    checkpoint as it was.
+    `run_config` is the resolved config the checkpoint was trained with, saved beside the
+    rdtflow version that trained it, so a checkpoint says how it was made without its run
+    folder. A failed write (disk full, killed job) removes the staging folder and leaves any
+    earlier checkpoint as it was.
     """
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -134,19 +130,21 @@ def save_checkpoint(
                       + (_tensor_bytes(ema.state_dict()) if ema else 0) + DISK_MARGIN_BYTES)
     try:
         (staging / "state").mkdir(parents=True)
-        _save_weights(policy, staging / WEIGHTS)
+        _save_weights(policy, staging / File.WEIGHTS)
         if ema is not None:
-            torch.save(ema.state_dict(), staging / EMA_STATE)
+            torch.save(ema.state_dict(), staging / File.EMA_STATE)
             ema.store(policy.parameters())
             ema.copy_to(policy.parameters())
-            _save_weights(policy, staging / EMA_WEIGHTS)
+            _save_weights(policy, staging / File.EMA_WEIGHTS)
             ema.restore(policy.parameters())
-        policy.config.to_json(staging / CONFIG)
-        (staging / STATS).write_text(json.dumps(stats, indent=1))
-        (staging / TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
-        log.to_csv(staging / TRAIN_LOG, index=False)
-        torch.save(optimizer.state_dict(), staging / OPTIMIZER)
-        torch.save(scheduler.state_dict(), staging / SCHEDULER)
+        policy.config.to_json(staging / File.CONFIG)
+        (staging / File.STATS).write_text(json.dumps(stats, indent=1))
+        (staging / File.TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
+        (staging / File.RUN_CONFIG).write_text(
+            json.dumps({"rdtflow_version": version("rdtflow"), "config": run_config}, indent=1))
+        log.to_csv(staging / File.TRAIN_LOG, index=False)
+        torch.save(optimizer.state_dict(), staging / File.OPTIMIZER)
+        torch.save(scheduler.state_dict(), staging / File.SCHEDULER)
         _write_checksums(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -163,12 +161,11 @@ def resumable_checkpoint(requested: Path) -> Path | None:
     Resuming from an earlier checkpoint gives the same result, only later: sample order,
     noise and augmentation are functions of (seed, sample number), not of job history.
     """
-    steps = {folder: int(folder.name.rsplit("-", 1)[1]) for folder in requested.parent.glob("checkpoint-*")
-             if folder.is_dir() and folder.name.rsplit("-", 1)[1].isdigit()}
-    limit = int(requested.name.rsplit("-", 1)[1])
-    earlier = (folder for folder, step in steps.items() if step <= limit)
+    steps = {folder: checkpoint_step(folder) for folder in requested.parent.iterdir() if folder.is_dir()}
+    limit = checkpoint_step(requested)
+    earlier = (folder for folder, step in steps.items() if step is not None and step <= limit)
     for folder in sorted(earlier, key=steps.get, reverse=True):  # `requested` first
-        problem = f"{folder}: its weights were pruned" if (folder / PRUNED).is_file() else checkpoint_problem(folder)
+        problem = f"{folder}: its weights were pruned" if (folder / File.PRUNED).is_file() else checkpoint_problem(folder)
         if problem is None:
             return folder
         print(f"WARNING: cannot resume from {folder.name}: {problem}; trying an earlier checkpoint", file=sys.stderr)
@@ -179,18 +176,19 @@ def resumable_checkpoint(requested: Path) -> Path | None:
 def load_policy(checkpoint_dir: Path) -> tuple[RDTPolicy, dict]:
     """(policy in eval mode, normalisation stats) from a checkpoint folder; the EMA weights
     when the run kept an EMA, since those are the ones meant for acting."""
-    if (checkpoint_dir / PRUNED).is_file():
-        raise FileNotFoundError(
+    if (checkpoint_dir / File.PRUNED).is_file():
+        raise MissingFile(
             f"{checkpoint_dir}: its weights were deleted by train.checkpoints_total_limit after it was evaluated; "
             "to evaluate it again, raise the limit and re-run its training (snakemake --forcerun train)"
         )
-    weights = checkpoint_dir / EMA_WEIGHTS if (checkpoint_dir / EMA_WEIGHTS).is_file() else checkpoint_dir / WEIGHTS
-    problem = checkpoint_problem(checkpoint_dir, (CONFIG, STATS, str(weights.relative_to(checkpoint_dir))))
+    kept_ema = (checkpoint_dir / File.EMA_WEIGHTS).is_file()
+    weights = checkpoint_dir / (File.EMA_WEIGHTS if kept_ema else File.WEIGHTS)
+    problem = checkpoint_problem(checkpoint_dir, (File.CONFIG, File.STATS, str(weights.relative_to(checkpoint_dir))))
     if problem:
         raise CorruptCheckpoint(f"{problem}; delete {checkpoint_dir} and re-run the workflow to train it again")
-    policy = RDTPolicy(RDTConfig.from_json(checkpoint_dir / CONFIG))
+    policy = RDTPolicy(RDTConfig.from_json(checkpoint_dir / File.CONFIG))
     policy.load_state_dict(load_file(str(weights)), strict=True)
-    stats = json.loads((checkpoint_dir / STATS).read_text())
+    stats = json.loads((checkpoint_dir / File.STATS).read_text())
     return policy.eval(), stats
 
 
@@ -201,10 +199,10 @@ def load_training_state(
     ema: EMAModel | None,
 ) -> dict:
     """Restore optimizer, schedule and EMA in place; returns the trainer state (step, samples seen)."""
-    optimizer.load_state_dict(torch.load(checkpoint_dir / OPTIMIZER, weights_only=True))
-    scheduler.load_state_dict(torch.load(checkpoint_dir / SCHEDULER, weights_only=True))
+    optimizer.load_state_dict(torch.load(checkpoint_dir / File.OPTIMIZER, weights_only=True))
+    scheduler.load_state_dict(torch.load(checkpoint_dir / File.SCHEDULER, weights_only=True))
     if ema is not None:
-        if not (checkpoint_dir / EMA_STATE).is_file():
-            raise FileNotFoundError(f"{checkpoint_dir} has no EMA state: it was trained without train.ema_decay")
-        ema.load_state_dict(torch.load(checkpoint_dir / EMA_STATE, weights_only=True))
-    return json.loads((checkpoint_dir / TRAINER_STATE).read_text())
+        if not (checkpoint_dir / File.EMA_STATE).is_file():
+            raise MissingFile(f"{checkpoint_dir} has no EMA state: it was trained without train.ema_decay")
+        ema.load_state_dict(torch.load(checkpoint_dir / File.EMA_STATE, weights_only=True))
+    return json.loads((checkpoint_dir / File.TRAINER_STATE).read_text())

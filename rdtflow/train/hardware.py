@@ -7,8 +7,10 @@ different effective batch is a different training run, silently.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from rdtflow.errors import ConfigError
 from rdtflow.presets import load_named, shipped
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.memory import ModelFootprint, estimate_peak
@@ -16,7 +18,7 @@ from rdtflow.train.memory import ModelFootprint, estimate_peak
 SCHEMA_PATH = Path(__file__).parents[1] / "schemas" / "hardware.schema.yaml"
 
 
-class LayoutError(ValueError):
+class LayoutError(ConfigError):
     """The profile cannot train with the configured effective batch."""
 
 
@@ -26,12 +28,28 @@ def shipped_profiles() -> list[str]:
 
 
 def load_profile(spec: str | dict) -> dict:
-    """A validated profile with defaults, from a shipped name, a YAML path or an inline mapping."""
+    """A validated profile with defaults, from a shipped name, a YAML path or an inline mapping;
+    an inline mapping with `profile` overrides that profile's fields."""
     from snakemake.utils import validate
 
-    profile = dict(spec) if isinstance(spec, dict) else load_named("hardware", spec, "hardware")
+    if isinstance(spec, dict) and "profile" in spec:
+        base = load_named("hardware", spec["profile"], "hardware.profile")
+        overrides = {key: value for key, value in spec.items() if key != "profile"}
+        profile = {**base, **overrides, "name": f"{base['name']} ({', '.join(f'{k} {v}' for k, v in overrides.items())})"}
+    else:
+        profile = dict(spec) if isinstance(spec, dict) else load_named("hardware", spec, "hardware")
     validate(profile, str(SCHEMA_PATH), set_default=True)
     return profile
+
+
+def cpu_threads(setting: int | str) -> int:
+    """A CPU job's threads (hardware.cpu_threads, eval.threads): the number given, or with `auto`
+    the threads Snakemake gave the job, up to the machine's cores. Snakemake says how many in
+    OMP_NUM_THREADS, and a training launch line hands each process its share the same way."""
+    if setting != "auto":
+        return int(setting)
+    cores = os.cpu_count() or 1
+    return min(int(os.environ.get("OMP_NUM_THREADS") or cores), cores)
 
 
 def process_count(profile: dict) -> int:
@@ -79,7 +97,9 @@ def auto_layout(profile: dict, effective_batch: int, footprint: ModelFootprint) 
     if capacity is None:
         raise LayoutError(f"hardware profile '{name}': per_device_batch auto needs gpu_memory_gib")
     if effective_batch % processes:
-        raise LayoutError(f"hardware profile '{name}': {processes} processes do not divide train.effective_batch {effective_batch}")
+        raise LayoutError(
+            f"hardware profile '{name}': {processes} processes do not divide train.effective_batch {effective_batch}"
+        )
     per_process = effective_batch // processes
     for micro in sorted((d for d in range(1, per_process + 1) if per_process % d == 0), reverse=True):
         accumulation = per_process // micro

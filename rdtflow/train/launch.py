@@ -7,6 +7,7 @@ the command: one `accelerate launch` per node, started by one Slurm task per nod
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from rdtflow.train.hardware import process_count
@@ -26,8 +27,18 @@ RENDEZVOUS_FLAGS = (
 )
 
 
-def accelerate_launch_args(hardware: dict) -> str:
-    """Flags for `accelerate launch` (everything before the training module)."""
+def threads_per_process(hardware: dict, job_threads: int | None) -> int | None:
+    """A CPU process's threads: the profile's number, or with cpu_threads auto its share of
+    the job's threads (None where the job's threads are not known yet: accelerate then shares
+    OMP_NUM_THREADS, which Snakemake sets to them)."""
+    if hardware["cpu_threads"] != "auto":
+        return hardware["cpu_threads"]
+    return max(1, job_threads // hardware["processes_per_node"]) if job_threads else None
+
+
+def accelerate_launch_args(hardware: dict, job_threads: int | None = None) -> str:
+    """Flags for `accelerate launch` (everything before the training module); `job_threads` is
+    what Snakemake gives the job."""
     processes = process_count(hardware)
     args = [f"--num_processes {processes}", f"--num_machines {hardware['nodes']}",
             f"--mixed_precision {hardware['mixed_precision']}", "--dynamo_backend no"]
@@ -37,29 +48,30 @@ def accelerate_launch_args(hardware: dict) -> str:
         args.insert(0, "--multi_gpu")
     elif hardware["device"] == "cpu":
         args.insert(0, "--cpu")
-    if hardware["device"] == "cpu":
-        args.append(f"--num_cpu_threads_per_process {hardware['cpu_threads']}")
+    threads = threads_per_process(hardware, job_threads) if hardware["device"] == "cpu" else None
+    if threads is not None:
+        args.append(f"--num_cpu_threads_per_process {threads}")
     return " ".join(args)
 
 
-def node_command(hardware: dict, train_args: str) -> str:
+def node_command(hardware: dict, train_args: str, job_threads: int | None = None) -> str:
     """What one node runs: `accelerate launch ... -m rdtflow.cli train {train_args}`.
 
     `train_args` is already shell-quoted. On several nodes the line reads its machine rank and
     the rendezvous address from the Slurm task's environment, so it must run as a Slurm task.
     """
     rendezvous = f" {RENDEZVOUS_FLAGS}" if hardware["nodes"] > 1 else ""
-    return f"accelerate launch {accelerate_launch_args(hardware)}{rendezvous} -m rdtflow.cli train {train_args}"
+    return f"accelerate launch {accelerate_launch_args(hardware, job_threads)}{rendezvous} -m rdtflow.cli train {train_args}"
 
 
-def train_command(hardware: dict, train_args: str) -> str:
+def train_command(hardware: dict, train_args: str, job_threads: int | None = None) -> str:
     """The shell command of one training job: the node command, on every node of the allocation.
 
     On one node it runs directly. On several, `srun` starts it once per node inside the job's
     allocation; `--overlap` because the Snakemake job step that runs this command already
     holds the CPUs of the first node, and a step without it would wait for them forever.
     """
-    command = node_command(hardware, train_args)
+    command = node_command(hardware, train_args, job_threads)
     nodes = hardware["nodes"]
     if nodes == 1:
         return command
@@ -67,9 +79,12 @@ def train_command(hardware: dict, train_args: str) -> str:
 
 
 def cpus_per_node(hardware: dict) -> int:
-    """CPUs of one node's launcher: its processes' threads (CPU) or DataLoader workers (GPU)."""
+    """CPUs of one node's launcher: its processes' threads (CPU; all of this machine's cores
+    with cpu_threads auto, which Snakemake lowers to its --cores) or DataLoader workers (GPU)."""
     if hardware["device"] == "gpu":
         return hardware["gpus_per_node"] * (1 + hardware["dataloader_workers"])
+    if hardware["cpu_threads"] == "auto":
+        return os.cpu_count() or 1
     return hardware["processes_per_node"] * hardware["cpu_threads"]
 
 

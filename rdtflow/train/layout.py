@@ -1,4 +1,5 @@
-"""How one optimizer step's samples are spread over processes and micro-batches."""
+"""How training is laid out: which samples each micro-batch of a step takes, and where the
+checkpoints (and so the training jobs) fall."""
 
 from __future__ import annotations
 
@@ -21,3 +22,16 @@ class BatchLayout:
         """Global sample numbers of one micro-batch of optimizer step `step` (0-based)."""
         start = step * self.effective_batch + (micro_step * self.processes + rank) * self.micro_batch
         return range(start, start + self.micro_batch)
+
+
+def checkpoint_steps(train_cfg: dict) -> list[int]:
+    """Optimizer steps at which a checkpoint is written: every period, and the last step."""
+    period, last = train_cfg["checkpointing_period"], train_cfg["max_steps"]
+    steps = list(range(period, last + 1, period))
+    return steps if steps and steps[-1] == last else [*steps, last]
+
+
+def previous_checkpoint_step(steps: list[int], step: int) -> int | None:
+    """The checkpoint a job training to `step` resumes from: the last one before it, if any."""
+    earlier = [s for s in steps if s < step]
+    return max(earlier) if earlier else None

@@ -3,6 +3,11 @@
 The plan states the exact launch command the train rule runs, the batch layout, steps and
 epochs, and the estimated peak memory per device. It warns when the micro-batch will not fit
 and says when a larger micro-batch would fit and run faster.
+
+The recorded plan (plan.json) is what trains: the trainer takes its batch layout and its RDT
+config from it, and stops when the config it was given is not the one the plan was made for.
+Planning also works where the data, encoders or checkpoint are not (a laptop, before any
+GPU hour): what cannot be read is assumed, and the plan says so.
 """
 
 from __future__ import annotations
@@ -13,21 +18,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from rdtflow.config import checkpoint_steps
 from rdtflow.data.cameras import RDT_SLOTS, CameraConfig, camera_slots, slot_roles
+from rdtflow.errors import MissingFile, RdtflowError
 from rdtflow.model.policy import RDTConfig
 from rdtflow.model.shapes import NormChoice, encoder_shapes, norm_choice, parameter_counts, policy_config
 from rdtflow.model.weights import config_file
 from rdtflow.paths import RunPaths
 from rdtflow.train.hardware import resolve_layout, usable_memory_gib
 from rdtflow.train.launch import train_command
-from rdtflow.train.layout import BatchLayout
+from rdtflow.train.layout import BatchLayout, checkpoint_steps
 from rdtflow.train.memory import ModelFootprint, estimate_peak, measured_speed
+
+# The config sections a plan is made from; training checks its own against them.
+PLANNED_SECTIONS = ("demos", "data", "encoders", "model", "train", "hardware")
 
 
 @dataclass
 class TrainingPlan:
     hardware: str
+    hardware_profile: dict  # the resolved profile, as the trainer must see it
+    config: dict  # the config sections the plan was made from
+    rdt_config: dict  # the model to build (RDTConfig, config.json's layout)
     layout: dict
     effective_batch: int
     optimizer_steps: int
@@ -66,7 +77,7 @@ class TrainingPlan:
             f"peak memory        {self.peak_gib:.1f} GiB per device (estimate)"
             + (f", {self.usable_gib:.1f} GiB usable" if self.usable_gib is not None else ""),
             *(f"  {name:<36} {gib:6.2f} GiB" for name, gib in self.memory_gib.items() if gib),
-            "launch (first period; later periods add --resume-from):",
+            "launch (first period; later periods resume from the checkpoint before theirs):",
             f"  {self.launch_command}",
         ]
         lines += [f"WARNING: {w}" for w in self.warnings] + [f"suggestion: {s}" for s in self.suggestions]
@@ -80,22 +91,22 @@ def _steps_summary(steps: list[int]) -> str:
 ASSUMED_LANGUAGE_TOKENS = 32  # as in the calibration measurements
 
 
-def language_tokens(config: dict) -> int:
-    """Language tokens per sample: batches pad to the longest instruction, not to the maximum,
-    so use the longest encoded instruction once encode_lang has run."""
-    table = RunPaths.from_config(config).language
-    if table.is_file():
+def language_tokens(language_path: Path, max_lang_tokens: int) -> tuple[int, bool]:
+    """(language tokens per sample, whether measured). Batches pad to the longest instruction,
+    not to the maximum, so once encode_lang has run the longest encoded one counts."""
+    if Path(language_path).is_file():
         from safetensors import safe_open
 
-        with safe_open(str(table), framework="pt") as embeddings:
-            return max(embeddings.get_slice(key).get_shape()[0] for key in embeddings.keys())
-    return min(ASSUMED_LANGUAGE_TOKENS, config["encoders"]["max_lang_tokens"])
+        with safe_open(str(language_path), framework="pt") as embeddings:
+            return max(embeddings.get_slice(key).get_shape()[0] for key in embeddings.keys()), True
+    return min(ASSUMED_LANGUAGE_TOKENS, max_lang_tokens), False
 
 
-def model_footprint(config: dict, lang_tokens: int) -> tuple[ModelFootprint, RDTConfig, str]:
+def model_footprint(config: dict, lang_tokens: int, vision_dir: Path, text_dir: Path,
+                    pretrained_dir: Path | None) -> tuple[ModelFootprint, RDTConfig, str]:
     """(footprint, the RDT config, where encoder shapes came from) for this config."""
-    shapes = encoder_shapes(config)
-    rdt = policy_config(config, shapes)
+    shapes = encoder_shapes(config, vision_dir, text_dir)
+    rdt = policy_config(config, shapes, pretrained_dir)
     core, adaptors = parameter_counts(rdt)
     vision_in_loop = 0 if config["model"]["precompute_image_features"] else shapes.vision_params
     footprint = ModelFootprint(
@@ -107,13 +118,6 @@ def model_footprint(config: dict, lang_tokens: int) -> tuple[ModelFootprint, RDT
         vision_params_in_loop=vision_in_loop,
     )
     return footprint, rdt, shapes.source
-
-
-def training_layout(config: dict) -> BatchLayout:
-    """The layout the trainer uses: the same resolution the plan reports."""
-    auto = config["hardware"]["per_device_batch"] == "auto"
-    footprint = model_footprint(config, language_tokens(config))[0] if auto else None
-    return resolve_layout(config["hardware"], config["train"]["effective_batch"], footprint)
 
 
 def _better_layouts(config: dict, layout: BatchLayout, footprint: ModelFootprint) -> list[str]:
@@ -181,9 +185,8 @@ def _pretrained_camera_warnings(config: dict) -> list[str]:
     return []
 
 
-def _pretrained_architecture_warnings(config: dict, planned: RDTConfig, norm: NormChoice) -> list[str]:
+def _pretrained_architecture_warnings(planned: RDTConfig, norm: NormChoice, pretrained: Path | None) -> list[str]:
     """What would stop training at its start, or start it from other numerics, said now."""
-    pretrained = config["model"]["pretrained"]
     warnings = []
     if pretrained and norm.pretrained and norm.pretrained != norm.formula:
         warnings.append(
@@ -191,7 +194,7 @@ def _pretrained_architecture_warnings(config: dict, planned: RDTConfig, norm: No
             "from weights computed under another normalisation (set model.norm: auto to keep theirs)"
         )
     try:
-        differences = RDTConfig.from_json(config_file(Path(pretrained))).architecture_differences(planned) if pretrained else []
+        differences = RDTConfig.from_json(config_file(pretrained)).architecture_differences(planned) if pretrained else []
     except FileNotFoundError:  # planning where the checkpoint is not
         differences = []
     if differences:
@@ -202,11 +205,14 @@ def _pretrained_architecture_warnings(config: dict, planned: RDTConfig, norm: No
     return warnings
 
 
-def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
+def make_plan(config: dict, manifest_path: Path, language_path: Path, vision_dir: Path, text_dir: Path,
+              pretrained_dir: Path | None = None) -> TrainingPlan:
+    """The plan of a run from the files it reads; any of them may be missing (planning ahead)."""
     hardware, train = config["hardware"], config["train"]
-    lang_tokens = language_tokens(config)
-    footprint, planned, encoder_source = model_footprint(config, lang_tokens)
-    norm = norm_choice(config["model"])
+    manifest_samples = len(pd.read_parquet(manifest_path, columns=["step"])) if Path(manifest_path).is_file() else None
+    lang_tokens, measured = language_tokens(language_path, config["encoders"]["max_lang_tokens"])
+    footprint, planned, encoder_source = model_footprint(config, lang_tokens, vision_dir, text_dir, pretrained_dir)
+    norm = norm_choice(config["model"], pretrained_dir)
     layout = resolve_layout(hardware, train["effective_batch"], footprint)
     memory = estimate_peak(footprint, layout.micro_batch, layout.accumulation, layout.processes, hardware["param_dtype"])
     capacity = usable_memory_gib(hardware)
@@ -218,41 +224,59 @@ def make_plan(config: dict, manifest_samples: int | None) -> TrainingPlan:
             "per_device_batch and raise gradient_accumulation, or use per_device_batch: auto"
         )
     samples_needed = train["max_steps"] * layout.effective_batch
+    first_job = RunPaths.from_config(config).job_config("train", checkpoint_steps(train)[0])
     return TrainingPlan(
         hardware=hardware.get("name", "inline"),
+        hardware_profile=hardware,
+        config={section: config[section] for section in PLANNED_SECTIONS},
+        rdt_config=asdict(planned),
         layout={**asdict(layout), "nodes": hardware["nodes"]},
         effective_batch=layout.effective_batch,
         optimizer_steps=train["max_steps"],
         checkpoint_steps=checkpoint_steps(train),
         manifest_samples=manifest_samples,
         epochs=samples_needed / manifest_samples if manifest_samples else None,
-        launch_command=train_command(
-            hardware, f"--config <the train stage config> --until-step {checkpoint_steps(train)[0]}"
-        ),
+        launch_command=train_command(hardware, f"--run-config {first_job}"),
         parameters=footprint.params,
         memory_gib={name: round(gib, 2) for name, gib in memory.parts().items()},
         peak_gib=round(memory.total_gib, 2),
         usable_gib=None if capacity is None else round(capacity, 2),
         encoder_source=encoder_source,
         language_tokens=lang_tokens,
-        language_tokens_measured=RunPaths.from_config(config).language.is_file(),
+        language_tokens_measured=measured,
         image_slots=image_slot_lines(config["data"]["cameras"]),
         norm=f"{norm.formula} ({norm.reason})",
         objective=f"loss {train['loss']}, augmentation recipe {train['augment']['recipe']}",
         warnings=memory_warnings + _pretrained_units_warnings(config) + _pretrained_camera_warnings(config)
-        + _pretrained_architecture_warnings(config, planned, norm),
+        + _pretrained_architecture_warnings(planned, norm, pretrained_dir),
         suggestions=[] if memory_warnings else _better_layouts(config, layout, footprint),
     )
 
 
-def write_plan(config: dict) -> TrainingPlan:
-    """Plan the run, print it and record it as plan.json and plan.txt in the run's results."""
-    paths = RunPaths.from_config(config)
-    manifest_samples = len(pd.read_parquet(paths.manifest, columns=["step"])) if paths.manifest.is_file() else None
-    plan = make_plan(config, manifest_samples)
-    paths.plan.parent.mkdir(parents=True, exist_ok=True)
-    paths.plan.write_text(json.dumps(asdict(plan), indent=1))
-    paths.plan.with_suffix(".txt").write_text(plan.text() + "\n")
+def write_plan(config: dict, manifest_path: Path, language_path: Path, vision_dir: Path, text_dir: Path,
+               plan_out: Path, plan_text_out: Path, pretrained_dir: Path | None = None) -> TrainingPlan:
+    """Plan the run, print it and record it as plan.json and plan.txt."""
+    plan = make_plan(config, manifest_path, language_path, vision_dir, text_dir, pretrained_dir)
+    Path(plan_out).parent.mkdir(parents=True, exist_ok=True)
+    Path(plan_out).write_text(json.dumps(asdict(plan), indent=1))
+    Path(plan_text_out).write_text(plan.text() + "\n")
     print(plan.text())
     return plan
 
+
+class StalePlan(RdtflowError):
+    """Training was asked to follow a plan made for another config."""
+
+
+def read_plan(plan_path: Path, config: dict) -> TrainingPlan:
+    """The recorded plan, which training follows, once it is known to be this config's."""
+    if not Path(plan_path).is_file():
+        raise MissingFile(f"no plan at {plan_path}: run `rdtflow plan` with the same config first (the workflow does)")
+    plan = TrainingPlan(**json.loads(Path(plan_path).read_text()))
+    changed = [section for section in PLANNED_SECTIONS if plan.config.get(section) != config.get(section)]
+    if changed:
+        raise StalePlan(
+            f"{plan_path} was made for another config (sections {', '.join(changed)} differ): run `rdtflow plan` "
+            "again with this config"
+        )
+    return plan

@@ -2,7 +2,8 @@
 
 The workflow runs one such job per checkpoint period, so evaluation of a checkpoint starts
 as soon as it exists and a killed job only loses its own period (Snakemake deletes the
-outputs of a failed job, never those of finished ones).
+outputs of a failed job, never those of finished ones). The job follows the recorded plan
+(plan.json): its batch layout and its model.
 
 Launched by `accelerate launch`. Every step count counts optimizer steps, whatever the
 accumulation or process count: the learning-rate schedule and the EMA are stepped once per
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from accelerate import Accelerator
@@ -26,38 +27,20 @@ from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from rdtflow.data.cameras import camera_slots
+from rdtflow.errors import RdtflowError
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
 from rdtflow.model.policy import RDTConfig, RDTPolicy
-from rdtflow.model.shapes import encoder_shapes, policy_config
 from rdtflow.model.weights import load_pretrained_into
-from rdtflow.paths import RunPaths, encoder_dirs
+from rdtflow.paths import CheckpointFile
 from rdtflow.progress import progress
-from rdtflow.train.augment import (
-    Augmentation,
-    MaskedConditions,
-    augment_conditions,
-    augment_frames,
-    mask_precomputed_slots,
-    sample_generators,
-)
-from rdtflow.train.checkpoint import (
-    WEIGHTS,
-    load_training_state,
-    resumable_checkpoint,
-    save_checkpoint,
-)
+from rdtflow.train.batches import TrainingBatches
+from rdtflow.train.checkpoint import load_training_state, resumable_checkpoint, save_checkpoint
+from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.layout import BatchLayout
-from rdtflow.train.plan import training_layout
-from rdtflow.train.samples import (
-    SampleOrder,
-    StepSamples,
-    TrainingSamples,
-    collate,
-    diffusion_draws,
-)
+from rdtflow.train.plan import TrainingPlan, read_plan
+from rdtflow.train.samples import SampleOrder, StepSamples, TrainingSamples, collate
 
 
 class MicroBatches(torch.utils.data.Sampler):
@@ -75,74 +58,54 @@ class MicroBatches(torch.utils.data.Sampler):
                 yield list(self.layout.sample_numbers(step, micro_step, self.rank))
 
 
-def loss_mask(loss: str, action_mask: np.ndarray) -> torch.Tensor:
-    """(128,) the dimensions the loss averages over (train.loss): all of them, as upstream RDT
-    (the padding's targets are 0), or the robot's own (`masked`)."""
-    return torch.ones(len(action_mask)) if loss == "upstream" else torch.from_numpy(action_mask)
-
-
-@dataclass(frozen=True)
-class TrainingBatches:
-    """Collated samples -> the model's training batch: augmentation, conditions, targets, loss
-    mask and diffusion draws, each a function of the sample numbers only."""
-
-    inputs: PolicyInputs
-    augmentation: Augmentation
-    masked: MaskedConditions | None  # what the upstream recipe's masking puts in
-    loss_mask: torch.Tensor  # (128,) the dimensions the loss averages over (train.loss)
-    cameras: int  # image slots per frame
-    blank_tokens: torch.Tensor | None  # precomputed tokens of the background image
-    seed: int
-    noise_shape: tuple[int, int]
-    train_timesteps: int
-
-    @classmethod
-    def create(cls, config: dict, inputs: PolicyInputs, stats: dict, rdt: RDTConfig,
-               blank_tokens: torch.Tensor | None) -> "TrainingBatches":
-        train = config["train"]
-        augmentation = Augmentation.from_config(train["augment"])
-        upstream_masking = augmentation.active and augmentation.recipe == "upstream"
-        return cls(
-            inputs=inputs,
-            augmentation=augmentation,
-            masked=MaskedConditions.from_inputs(inputs, stats) if upstream_masking else None,
-            loss_mask=loss_mask(train["loss"], inputs.action_mask()),
-            cameras=len(camera_slots(config["data"]["cameras"])),
-            blank_tokens=blank_tokens,
-            seed=config["seed"],
-            noise_shape=(rdt.pred_horizon, rdt.action_dim),
-            train_timesteps=rdt.noise_scheduler.num_train_timesteps,
-        )
-
-    def build(self, raw: dict, numbers: range) -> dict[str, torch.Tensor]:
-        aug, inputs = self.augmentation, self.inputs
-        generators = sample_generators(self.seed, numbers) if aug.active else []
-        if aug.active:
-            raw = (mask_precomputed_slots(raw, self.cameras, self.blank_tokens, aug, generators)
-                   if "image_tokens" in raw else augment_frames(raw, self.cameras, aug, generators))
-        batch = inputs.conditions(raw["qpos"], inputs.batch_image_tokens(raw), raw["instruction"])
-        if aug.active:
-            state_std = torch.from_numpy(inputs.unified_state_std(raw["qpos_std"]))[:, None]
-            batch = augment_conditions(batch, aug, generators, state_std, self.masked)
-        batch["action"] = torch.from_numpy(inputs.unified_action(raw["action"]))
-        batch["loss_mask"] = self.loss_mask.expand(len(batch["action"]), 1, -1)
-        batch["noise"], batch["timestep"] = diffusion_draws(numbers, self.seed, self.noise_shape, self.train_timesteps)
-        return batch
-
-
-def build_policy(config: dict, resume_from: Path | None) -> RDTPolicy:
+def build_policy(rdt_config: RDTConfig, seed: int, param_dtype: str, resume_from: Path | None,
+                 pretrained_dir: Path | None) -> RDTPolicy:
     """Same seed on every process, so all start from identical weights; then the previous
     checkpoint of this run, or the pretrained RDT the config names."""
-    torch.manual_seed(config["seed"])
-    planned = policy_config(config, encoder_shapes(config))
-    policy = RDTPolicy(planned)
+    torch.manual_seed(seed)
+    policy = RDTPolicy(rdt_config)
     if resume_from is not None:
-        policy.load_state_dict(load_file(str(resume_from / WEIGHTS)), strict=True)
-    elif config["model"]["pretrained"] is not None:
-        load_pretrained_into(policy, Path(config["model"]["pretrained"]))
-    if config["hardware"]["param_dtype"] == "bf16":
+        policy.load_state_dict(load_file(str(resume_from / CheckpointFile.WEIGHTS)), strict=True)
+    elif pretrained_dir is not None:
+        load_pretrained_into(policy, Path(pretrained_dir))
+    if param_dtype == "bf16":
         policy.model.to(torch.bfloat16)  # as RDT: transformer in bf16, adaptors in fp32
     return policy
+
+
+@dataclass
+class Optimization:
+    """What one optimizer step updates, and how."""
+
+    accelerator: Accelerator
+    policy: torch.nn.Module  # as accelerate prepared it (DDP on several processes)
+    parameters: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    ema: EMAModel | None
+    max_grad_norm: float
+
+    def step(self, micro_batches: Iterator[dict[str, torch.Tensor]]) -> tuple[float, float]:
+        """One optimizer step over its micro-batches; (mean loss over all processes, learning rate).
+
+        Gradients accumulate over the micro-batches and are clipped once they are synchronised;
+        the schedule and the EMA then move once, whatever the accumulation.
+        """
+        losses = []
+        for batch in micro_batches:
+            with self.accelerator.accumulate(self.policy):
+                loss = self.policy(batch)
+                self.accelerator.backward(loss)
+                if self.accelerator.sync_gradients:
+                    self.accelerator.clip_grad_norm_(self.parameters, self.max_grad_norm)
+                self.optimizer.step()
+                self.optimizer.zero_grad()
+            losses.append(loss.detach())
+        lr = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.step(self.accelerator.unwrap_model(self.policy).parameters())
+        return self.accelerator.reduce(torch.stack(losses).mean(), "mean").item(), lr
 
 
 def _peak_device_memory_gib(device: torch.device) -> float | None:
@@ -150,33 +113,30 @@ def _peak_device_memory_gib(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
 
 
-def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path:
-    """Train from `resume_from` (or from scratch) to optimizer step `until_step`; returns the checkpoint."""
-    train, hardware = config["train"], config["hardware"]
-    if resume_from is not None:
-        resume_from = resumable_checkpoint(resume_from)
-    layout = training_layout(config)
+def _launched(plan: TrainingPlan, plan_path: Path, hardware: dict) -> tuple[BatchLayout, Accelerator]:
+    """The plan's batch layout, and this process's place in the processes it was made for."""
+    layout = BatchLayout(**{key: plan.layout[key] for key in ("micro_batch", "accumulation", "processes")})
     accelerator = Accelerator(
         gradient_accumulation_steps=layout.accumulation,
         mixed_precision=hardware["mixed_precision"],
         cpu=hardware["device"] == "cpu",
     )
     if accelerator.num_processes != layout.processes:
-        raise RuntimeError(
-            f"launched with {accelerator.num_processes} processes but hardware profile '{hardware.get('name')}' "
-            f"plans {layout.processes}: launch with the command `rdtflow plan` prints"
+        raise RdtflowError(
+            f"launched with {accelerator.num_processes} processes but the plan ({plan_path}) has {layout.processes}: "
+            "launch with the command `rdtflow plan` prints"
         )
     if hardware["device"] == "cpu":
-        torch.set_num_threads(hardware["cpu_threads"])
-    paths = RunPaths.from_config(config)
-    stats = json.loads(paths.stats.read_text())
-    manifest = pd.read_parquet(paths.manifest)
-    vision = VisionEncoder.load(encoder_dirs(config)[0])
-    inputs = PolicyInputs.create(stats, load_language_table(paths.language), vision, config["data"]["control_frequency"])
-    train_vision = config["model"]["train_vision"]
-    vision.tower.to(accelerator.device).requires_grad_(train_vision).train(train_vision)
+        torch.set_num_threads(cpu_threads(hardware["cpu_threads"]))
+    return layout, accelerator
 
-    policy = build_policy(config, resume_from)
+
+def _optimization(config: dict, rdt_config: RDTConfig, accelerator: Accelerator, vision: VisionEncoder,
+                  resume_from: Path | None, pretrained_dir: Path | None) -> tuple[Optimization, int]:
+    """The model, its optimizer, schedule and EMA, prepared for the processes; and the step of
+    the checkpoint they resume from (0 from scratch or from pretrained weights)."""
+    train, train_vision = config["train"], config["model"]["train_vision"]
+    policy = build_policy(rdt_config, config["seed"], config["hardware"]["param_dtype"], resume_from, pretrained_dir)
     parameters = list(policy.parameters()) + (list(vision.tower.parameters()) if train_vision else [])
     optimizer = torch.optim.AdamW(parameters, lr=train["learning_rate"], weight_decay=train["weight_decay"])
     scheduler = get_scheduler(
@@ -184,62 +144,83 @@ def train_until(config: dict, until_step: int, resume_from: Path | None) -> Path
     )
     ema = EMAModel(policy.parameters(), decay=train["ema_decay"]) if train["ema_decay"] is not None else None
     start_step = load_training_state(resume_from, optimizer, scheduler, ema)["step"] if resume_from else 0
-    if start_step >= until_step:
-        raise ValueError(f"checkpoint {resume_from} is at step {start_step}, already at or past step {until_step}")
     policy, optimizer = accelerator.prepare(policy, optimizer)
     if ema is not None:
         ema.to(accelerator.device)
+    return Optimization(accelerator, policy, parameters, optimizer, scheduler, ema, train["max_grad_norm"]), start_step
 
+
+def _sample_stream(config: dict, manifest: pd.DataFrame, features_path: Path | None, layout: BatchLayout,
+                   start: int, end: int, rank: int) -> tuple[StepSamples, SampleOrder, Iterator[dict]]:
+    """This process's collated micro-batches of steps `start` to `end`, in the seed's order."""
     order = SampleOrder(len(manifest), config["seed"])
-    features = paths.image_features if config["model"]["precompute_image_features"] else None
-    samples = StepSamples(
-        manifest, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"], features
-    )
+    samples = StepSamples(manifest, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"],
+                          features_path)
     loader = DataLoader(
         TrainingSamples(samples, order),
-        batch_sampler=MicroBatches(layout, start_step, until_step, accelerator.process_index),
+        batch_sampler=MicroBatches(layout, start, end, rank),
         collate_fn=collate,
-        num_workers=hardware["dataloader_workers"],
+        num_workers=config["hardware"]["dataloader_workers"],
     )
-    micro_batches = iter(loader)
-    unwrapped = accelerator.unwrap_model(policy)
+    return samples, order, iter(loader)
+
+
+def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: Path, stats_path: Path,
+                language_path: Path, vision_dir: Path, checkpoint_out: Path, features_path: Path | None = None,
+                resume_from: Path | None = None, pretrained_dir: Path | None = None) -> Path:
+    """Train from `resume_from` (else from `pretrained_dir`, else from scratch) to optimizer step
+    `until_step`, as the plan says; returns the checkpoint written to `checkpoint_out`."""
+    # The plan, and the processes it was made for.
+    plan = read_plan(plan_path, config)
+    if resume_from is not None:
+        resume_from = resumable_checkpoint(resume_from)
+    layout, accelerator = _launched(plan, plan_path, config["hardware"])
+
+    # What every batch is made from: statistics, instructions, the vision tower.
+    stats = json.loads(Path(stats_path).read_text())
+    manifest = pd.read_parquet(manifest_path)
+    vision = VisionEncoder.load(vision_dir)
+    inputs = PolicyInputs.create(stats, load_language_table(language_path), vision, config["data"]["control_frequency"])
+    train_vision = config["model"]["train_vision"]
+    vision.tower.to(accelerator.device).requires_grad_(train_vision).train(train_vision)
+
+    # The model and its optimizer, at the step of the checkpoint resumed from.
+    optimization, start_step = _optimization(config, RDTConfig.from_dict(plan.rdt_config, Path(plan_path)), accelerator,
+                                             vision, resume_from, pretrained_dir)
+    if start_step >= until_step:
+        raise RdtflowError(f"checkpoint {resume_from} is at step {start_step}, already at or past step {until_step}")
+    samples, order, collated = _sample_stream(config, manifest, features_path, layout, start_step, until_step,
+                                              accelerator.process_index)
+    unwrapped = accelerator.unwrap_model(optimization.policy)
     batches = TrainingBatches.create(config, inputs, stats, unwrapped.config,
                                      samples.image_features.blank if samples.image_features else None)
+
+    # The loop: one optimizer step per iteration over its micro-batches, each logged.
     log_rows = []
     steps = progress(range(start_step, until_step), desc=f"train to step {until_step}", unit="step",
                      enabled=accelerator.is_main_process)
     started = time.perf_counter()
     for step in steps:
-        step_losses = []
-        for micro_step in range(layout.accumulation):
-            numbers = layout.sample_numbers(step, micro_step, accelerator.process_index)
-            batch = batches.build(next(micro_batches), numbers)
-            batch = {key: value.to(accelerator.device) for key, value in batch.items()}
-            with accelerator.accumulate(policy):
-                loss = policy(batch)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(parameters, train["max_grad_norm"])
-                optimizer.step()
-                optimizer.zero_grad()
-            step_losses.append(loss.detach())
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        if ema is not None:
-            ema.step(unwrapped.parameters())
-        mean_loss = accelerator.reduce(torch.stack(step_losses).mean(), "mean").item()
+        micro_batches = (
+            {key: value.to(accelerator.device) for key, value in batches.build(next(collated), numbers).items()}
+            for numbers in (layout.sample_numbers(step, micro, accelerator.process_index)
+                            for micro in range(layout.accumulation))
+        )
+        mean_loss, lr = optimization.step(micro_batches)
         samples_seen = (step + 1) * layout.effective_batch
         rate = (step + 1 - start_step) * layout.effective_batch / (time.perf_counter() - started)
-        log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr, "samples_per_s": rate})
+        log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr,
+                         "samples_per_s": rate})
         steps.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_per_s=f"{rate:.0f}")
 
-    out_dir = paths.checkpoint(until_step)
+    # The checkpoint, written by one process, with the config it was trained with.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         samples_seen = until_step * layout.effective_batch
         state = {"step": until_step, "samples_seen": samples_seen, "epoch": order.epoch(samples_seen),
                  "effective_batch": layout.effective_batch, "layout": asdict(layout),
                  "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device)}
-        save_checkpoint(out_dir, unwrapped, optimizer, scheduler, ema, stats, state, pd.DataFrame(log_rows))
+        save_checkpoint(Path(checkpoint_out), unwrapped, optimization.optimizer, optimization.scheduler,
+                        optimization.ema, stats, state, pd.DataFrame(log_rows), config)
     accelerator.wait_for_everyone()
-    return out_dir
+    return Path(checkpoint_out)

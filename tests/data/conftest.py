@@ -1,75 +1,13 @@
-"""Fixtures writing small synthetic episodes (3 columns, 20 steps, 16x16 RGB frames)."""
+"""Fixtures of the data tests: a data config, a demo folder, valid episodes in it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-import yaml
 
-from rdtflow.data.episode import write_episode
-
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "rdtflow" / "schemas" / "config.schema.yaml"
-INSTRUCTION = "pick up the cube and place it on the goal"
-IDLE_STEPS = 3  # the synthetic robot waits this many steps before moving
-
-
-def schema_defaults(node: dict) -> Any:
-    """The default value a schema node gets once the workflow fills in defaults."""
-    if "properties" in node:
-        return {name: schema_defaults(child) for name, child in node["properties"].items()}
-    return node.get("default")
-
-
-def make_data_cfg(**overrides: Any) -> dict:
-    """The ``data`` section with the schema's defaults, then ``overrides``."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    return schema_defaults(schema["properties"]["data"]) | overrides
-
-
-def synthetic_trajectory(n_steps: int, n_cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(action, qpos): idle for IDLE_STEPS, then a random walk; the action is the next state."""
-    rng = np.random.default_rng(seed)
-    moves = rng.normal(0.0, 0.05, size=(n_steps, n_cols)).astype(np.float32)
-    moves[:IDLE_STEPS] = 0.0
-    qpos = np.cumsum(moves, axis=0) + rng.uniform(-1, 1, size=n_cols).astype(np.float32)
-    action = np.concatenate([qpos[1:], qpos[-1:]])
-    return action.astype(np.float32), qpos.astype(np.float32)
-
-
-def synthetic_frames(n_steps: int, seed: int, size: int = 16) -> list[np.ndarray]:
-    """Smooth RGB images that change with the step (smooth, so JPEG keeps them close)."""
-    base = np.random.default_rng(seed).integers(40, 200, size=3)
-    return [np.full((size, size, 3), (base + 2 * step) % 256, dtype=np.uint8) for step in range(n_steps)]
-
-
-def write_synthetic_episode(
-    path: Path,
-    n_steps: int = 20,
-    n_cols: int = 3,
-    cameras: tuple[str, ...] = ("cam_high",),
-    seed: int = 0,
-    **replacements: Any,
-) -> Path:
-    """Write a valid synthetic episode; ``replacements`` (action=, qpos=, frames=, attrs=) break it on purpose."""
-    action, qpos = synthetic_trajectory(n_steps, n_cols, seed)
-    arrays = {
-        "action": action,
-        "qpos": qpos,
-        "frames": {camera: synthetic_frames(n_steps, seed + index) for index, camera in enumerate(cameras)},
-    }
-    write_episode(path, **(arrays | replacements))
-    return path
-
-
-def write_instruction_json(folder: Path, instruction: Any = INSTRUCTION) -> None:
-    """The instruction.json agilex puts next to the episodes of one task."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "instruction.json").write_text(json.dumps({"instruction": instruction}))
+from tests.helpers.episodes import make_data_cfg, write_instruction_json, write_synthetic_episode
 
 
 @pytest.fixture

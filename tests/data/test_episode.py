@@ -13,7 +13,7 @@ from PIL import Image
 
 from rdtflow.data.episode import decode_jpeg, encode_jpeg, read_episode, read_instruction, read_trajectory
 from rdtflow.data.state_vector import STATE_DIM, to_unified, unified_indices, unified_mask
-from .conftest import INSTRUCTION, make_data_cfg, synthetic_frames, synthetic_trajectory, write_synthetic_episode
+from tests.helpers.episodes import INSTRUCTION, make_data_cfg, synthetic_frames, synthetic_trajectory, write_synthetic_episode
 
 
 def test_round_trip_keeps_arrays_and_pixels(tmp_path: Path) -> None:

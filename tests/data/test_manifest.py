@@ -12,8 +12,7 @@ import pytest
 from rdtflow.data.manifest import build_manifest
 from rdtflow.data.split import split_episodes
 from rdtflow.data.validate import validate_demos
-
-from .conftest import IDLE_STEPS, INSTRUCTION, synthetic_trajectory, write_synthetic_episode
+from tests.helpers.episodes import IDLE_STEPS, INSTRUCTION, synthetic_trajectory, write_synthetic_episode
 
 
 @pytest.fixture

@@ -15,8 +15,7 @@ import pytest
 
 from rdtflow.data.episode import encode_jpeg
 from rdtflow.data.validate import DemoValidationError, first_moving_step, validate_demos
-
-from .conftest import (
+from tests.helpers.episodes import (
     IDLE_STEPS,
     INSTRUCTION,
     synthetic_frames,

@@ -19,7 +19,7 @@ from rdtflow.cli import main as rdtflow
 from rdtflow.config import validate_config
 from rdtflow.data.cameras import recorded_cameras
 from rdtflow.data.episode import write_episode
-from tests.sizes import TINY_ENCODERS, TINY_MODEL
+from tests.helpers.sizes import TINY_ENCODERS, TINY_MODEL
 
 AGILEX_DATA = validate_config({"run": "x", "data": {"preset": "agilex"}})["data"]
 STILL_STEPS = 3
@@ -67,9 +67,8 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     checkpoint = run / "train" / "checkpoint-2"
     rdt_config = json.loads((checkpoint / "config.json").read_text())
     assert rdt_config["img_cond_len"] == 2 * 3 * 64 and rdt_config["img_pos_embed_config"] == [["image", [2, 3, -64]]]
-    assert rdtflow(["eval", "--config", str(config_file), "--checkpoint", str(checkpoint),
-                    "--out", str(run / "eval" / "checkpoint-2.json")]) == 0
-    assert rdtflow(["baseline", "--config", str(config_file), "--out", str(run / "eval" / "baseline.json")]) == 0
+    assert rdtflow(["eval", "--config", str(config_file), "--step", "2"]) == 0  # checkpoint-2 -> eval/checkpoint-2.json
+    assert rdtflow(["baseline", "--config", str(config_file)]) == 0  # -> eval/baseline.json
 
     result = json.loads((run / "eval" / "checkpoint-2.json").read_text())
     assert result["simulator"] is False and result["success_rate"] is None

@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from rdtflow.model.encoders import TextEncoder, VisionEncoder, build_small_text_encoder, build_small_vision_tower
-from rdtflow.model.policy import RDTConfig, RDTPolicy, TransformerConfig
-
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "rdt1b_state_dict.json"
-TINY = RDTConfig(pred_horizon=4, lang_token_dim=8, img_token_dim=6, max_lang_cond_len=5, img_cond_len=3,
-                 rdt=TransformerConfig(hidden_size=16, depth=2, num_heads=2, norm="rms"))
-
-
-def tiny_batch(batch: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    mask = torch.zeros(batch, 1, 128)
-    mask[..., [0, 5, 60]] = 1
-    return {
-        "state": torch.randn(batch, 1, 128, generator=generator) * mask,
-        "action_mask": mask,
-        "loss_mask": mask,
-        "lang_tokens": torch.randn(batch, 5, 8, generator=generator),
-        "lang_mask": torch.tensor([[True] * 5] + [[True, True, False, False, False]] * (batch - 1)),
-        "img_tokens": torch.randn(batch, 3, 6, generator=generator),
-        "control_frequency": torch.full((batch,), 25.0),
-        "action": torch.randn(batch, 4, 128, generator=generator) * mask,
-        "noise": torch.randn(batch, 4, 128, generator=generator),
-        "timestep": torch.randint(0, 1000, (batch,), generator=generator),
-    }
+from rdtflow.model.policy import RDTConfig, RDTPolicy
+from tests.helpers.models import REFERENCE, TINY, tiny_batch
 
 
 def test_rdt1b_state_dict_matches_the_published_checkpoint_exactly():

@@ -1,7 +1,8 @@
 """rdtflow computes what upstream RDT computes from the same weights (tests/fixtures/README.md).
 
-The golden checkpoint is loaded the way a user's fine-tune loads the published one: through
-the trainer's `model.pretrained` path, with a run config that describes its architecture.
+The golden checkpoint is loaded the way a user's fine-tune loads the published one: planned,
+then built by the trainer's `model.pretrained` path, with a run config that describes its
+architecture.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from safetensors.torch import load_file
 
 from rdtflow.config import validate_config
 from rdtflow.model.policy import RDTPolicy
-from rdtflow.train.trainer import build_policy, loss_mask
+from rdtflow.train.batches import loss_mask
+from tests.helpers.plans import policy_for
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "upstream_rdt_golden"
 INPUTS = load_file(str(GOLDEN / "inputs.safetensors"))
@@ -39,7 +41,7 @@ def golden_run_config(tmp_path: Path, pretrained: Path, **model) -> dict:
 
 
 def load_golden(tmp_path: Path, folder: str = "checkpoint", **model) -> RDTPolicy:
-    return build_policy(golden_run_config(tmp_path, GOLDEN / folder, **model), resume_from=None).eval()
+    return policy_for(golden_run_config(tmp_path, GOLDEN / folder, **model)).eval()
 
 
 def transformer_output(policy: RDTPolicy) -> torch.Tensor:

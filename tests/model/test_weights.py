@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -12,34 +11,13 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from rdtflow.config import validate_config
-from rdtflow.model.policy import ARCHITECTURE_FIELDS, RDTConfig, RDTPolicy
+from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.rdt import UnbiasedVarianceNorm
-from rdtflow.model.shapes import encoder_shapes, policy_config
-from rdtflow.model.weights import PICKLE, WeightsMismatch, export_checkpoint, load_pretrained
+from rdtflow.model.weights import WeightsMismatch, export_checkpoint, load_pretrained
+from rdtflow.paths import CheckpointFile
 from rdtflow.train.checkpoint import save_checkpoint
-from rdtflow.train.trainer import build_policy
-
-from .test_policy import TINY, tiny_batch
-
-PUBLISHED_CONFIG = Path(__file__).resolve().parents[1] / "fixtures" / "rdt1b_config.json"
-
-
-def upstream_config_json(config: RDTConfig) -> dict:
-    """config.json as upstream writes it (the published file's keys: cond_pos_embed_type, an ema
-    section, no norm), with this model's sizes."""
-    published, ours = json.loads(PUBLISHED_CONFIG.read_text()), asdict(config)
-    return {**published, **{name: ours[name] for name in ARCHITECTURE_FIELDS},
-            "rdt": {**published["rdt"], **{key: ours["rdt"][key] for key in ("hidden_size", "depth", "num_heads")}}}
-
-
-def official_folder(tmp_path, policy: RDTPolicy):
-    """What upstream's checkpoints look like: its config.json, pytorch_model.bin, transformer in bf16."""
-    folder = tmp_path / "rdt-official"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(upstream_config_json(policy.config), indent=2))
-    tensors = {name: (t.to(torch.bfloat16) if name.startswith("model.") else t) for name, t in policy.state_dict().items()}
-    torch.save(tensors, folder / PICKLE)
-    return folder
+from tests.helpers.models import PUBLISHED_CONFIG, REFERENCE, TINY, official_folder, tiny_batch
+from tests.helpers.plans import paper, plan_for, policy_for
 
 
 def test_an_official_layout_checkpoint_loads_strictly(tmp_path):
@@ -57,13 +35,14 @@ def test_an_official_layout_checkpoint_loads_strictly(tmp_path):
 @pytest.mark.parametrize("damage, message", [
     (lambda t: t.pop("model.blocks.1.attn.qkv.weight"), "missing tensor model.blocks.1.attn.qkv.weight"),
     (lambda t: t.update({"model.extra.weight": torch.zeros(1)}), "unexpected tensor model.extra.weight"),
-    (lambda t: t.update({"img_adaptor.0.weight": torch.zeros(16, 7)}), "shape mismatch img_adaptor.0.weight: checkpoint (16, 7), model (16, 6)"),
+    (lambda t: t.update({"img_adaptor.0.weight": torch.zeros(16, 7)}),
+     "shape mismatch img_adaptor.0.weight: checkpoint (16, 7), model (16, 6)"),
 ])
 def test_a_checkpoint_that_does_not_fit_names_the_tensor(tmp_path, damage, message):
     folder = official_folder(tmp_path, RDTPolicy(TINY))
-    tensors = torch.load(folder / PICKLE, weights_only=True)
+    tensors = torch.load(folder / CheckpointFile.UPSTREAM_WEIGHTS, weights_only=True)
     damage(tensors)
-    torch.save(tensors, folder / PICKLE)
+    torch.save(tensors, folder / CheckpointFile.UPSTREAM_WEIGHTS)
     with pytest.raises(WeightsMismatch, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_pretrained(folder)
 
@@ -74,7 +53,7 @@ class NotATensor:
 
 def test_pickled_code_is_never_run(tmp_path):
     folder = official_folder(tmp_path, RDTPolicy(TINY))
-    torch.save({"payload": NotATensor()}, folder / PICKLE)
+    torch.save({"payload": NotATensor()}, folder / CheckpointFile.UPSTREAM_WEIGHTS)
     with pytest.raises(Exception, match="[Ww]eights only|weights_only|Unsupported global"):
         load_pretrained(folder)
 
@@ -91,7 +70,8 @@ def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
         optimizer.zero_grad()
         ema.step(policy.parameters())
     checkpoint = tmp_path / "checkpoint-3"
-    save_checkpoint(checkpoint, policy, optimizer, scheduler, ema, {"state_names": []}, {"step": 3}, pd.DataFrame())
+    save_checkpoint(checkpoint, policy, optimizer, scheduler, ema, {"state_names": []}, {"step": 3}, pd.DataFrame(),
+                    {"run": "x"})
     exported = export_checkpoint(checkpoint, tmp_path / "export")
     written = json.loads((exported / "config.json").read_text())
     assert written["img_pos_embed_config"] == TINY.img_pos_embed_config
@@ -108,26 +88,23 @@ def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
 
 def test_pretrained_weights_start_training_and_must_match_the_architecture(tmp_path):
     config = validate_config({"run": "x", "results_dir": str(tmp_path)})
-    planned = policy_config(config, encoder_shapes(config))
+    planned = RDTConfig.from_dict(plan_for(config).rdt_config, tmp_path)
     torch.manual_seed(1)
     source = RDTPolicy(planned)
     config["model"]["pretrained"] = str(official_folder(tmp_path, source))
-    started = build_policy(config, resume_from=None)
+    started = policy_for(config)
     torch.testing.assert_close(started.lang_adaptor[0].weight, source.lang_adaptor[0].weight)
     other = tmp_path / "other"
     other.mkdir()
     replace(planned, rdt=replace(planned.rdt, depth=2)).to_json(other / "config.json")
     config["model"]["pretrained"] = str(other)
     with pytest.raises(WeightsMismatch, match="another architecture .*: rdt.depth: 2 vs 6; set model/encoders/data"):
-        build_policy(config, resume_from=None)
+        policy_for(config)
 
 
 def test_the_published_rdt1b_config_plans_and_loads_through_model_pretrained(tmp_path, monkeypatch):
     """The published config.json itself, at 1B size on the meta device: the weights are meta
     tensors of the published names, shapes and dtypes (no 2.5 GB file in a test)."""
-    from tests.model.test_policy import REFERENCE
-    from tests.train.test_plan import paper
-
     folder = tmp_path / "rdt-1b"
     folder.mkdir()
     (folder / "config.json").write_bytes(PUBLISHED_CONFIG.read_bytes())
@@ -136,14 +113,11 @@ def test_the_published_rdt1b_config_plans_and_loads_through_model_pretrained(tmp
                  for entry in json.loads(REFERENCE.read_text())["tensors"]}
     monkeypatch.setattr("rdtflow.model.weights.read_state_dict", lambda source: published)
     config = validate_config(paper(model__pretrained=str(folder)))
-
-    from rdtflow.train.plan import make_plan
-
-    plan = make_plan(config, manifest_samples=None)
+    plan = plan_for(config)
     assert not [w for w in plan.warnings if "architecture" in w or "data.cameras" in w], plan.warnings
     assert plan.norm.startswith("timm-1.0.3 (upstream's:")
     with torch.device("meta"):
-        policy = build_policy(config, resume_from=None)
+        policy = policy_for(config)
     assert policy.config.rdt.norm == "timm-1.0.3" and isinstance(policy.model.final_layer.norm_final, UnbiasedVarianceNorm)
     assert {name: list(t.shape) for name, t in policy.state_dict().items()} == {n: list(t.shape) for n, t in published.items()}
     assert policy.model.x_pos_embed.dtype == torch.bfloat16  # the profile's bf16 transformer, as upstream trains

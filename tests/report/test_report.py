@@ -72,7 +72,8 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
                            _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2))
     return {"config": CONFIG, "validation_json": validation, "index_parquet": index,
             "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "baseline_json": baseline,
-            "out_html": root / "report/index.html"}
+            "out_html": root / "report/index.html", "loss_png": root / "report/loss.png",
+            "success_png": root / "report/success.png"}
 
 
 def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None) -> str:

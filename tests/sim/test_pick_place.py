@@ -11,7 +11,8 @@ from rdtflow.sim.expert import expert_actions, sample_aim_offsets
 from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings, sample_reset
 
 SETTINGS = TaskSettings()
-DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images", "cameras": ["cam_high"]}
+DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images",
+            "cameras": ["cam_high"]}
 
 
 def scene(gripper=(0.2, 0.2), obj=(0.5, 0.5), goal=(0.8, 0.8)) -> PickPlaceBatch:

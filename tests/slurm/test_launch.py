@@ -9,7 +9,7 @@ from snakemake_executor_plugin_slurm.utils import set_gres_string
 
 from rdtflow.train.hardware import load_profile
 from rdtflow.train.launch import node_command, train_command, train_job_resources
-from tests.test_workflow import ENV, REPO, SNAKEMAKE, write_config
+from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, write_config
 
 ARGS = "--config c.json --until-step 2"
 
@@ -65,7 +65,8 @@ def test_gpu_job_asks_for_gpus_per_node_and_one_task_per_node():
 def test_train_rule_requests_the_hardware_profile(tmp_path):
     config = write_config(tmp_path / "config.yaml", tmp_path / "results",
                           hardware={"device": "cpu", "processes_per_node": 2, "cpu_threads": 1, "per_device_batch": 2})
-    dry_run = subprocess.run([*SNAKEMAKE, "--configfile", str(config), "--dry-run", "--profile", str(REPO / "profiles" / "slurm-ci")],
+    profile = str(REPO / "profiles" / "slurm-ci")
+    dry_run = subprocess.run([*SNAKEMAKE, "--configfile", str(config), "--dry-run", "--profile", profile],
                              cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300, check=False)
     assert dry_run.returncode == 0, dry_run.stdout[-3000:] + dry_run.stderr[-3000:]
     train = dry_run.stdout.split("rule train:")[1].split("\n\n")[0]

@@ -20,13 +20,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from rdtflow.cli import main as rdtflow
 from rdtflow.train.hardware import load_profile
 from rdtflow.train.launch import node_command
-from tests.test_workflow import ENV, REPO, SNAKEMAKE, write_config
-from tests.test_workflow import (
-    test_every_output_exists_and_is_well_formed as check_outputs,
-)
-from tests.train import test_equivalence as equivalence
+from tests.helpers import training
+from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, check_reduced_outputs, write_config
 
 pytestmark = pytest.mark.slurm
 
@@ -37,8 +35,6 @@ CANCELLED_STEP = 4
 # Every rule but the local `all` runs as Slurm jobs, with logs in a folder per rule.
 SLURM_JOBS = {f"rule_{rule}" for rule in ("demos", "validate", "split", "manifest", "encoders", "encode_lang",
                                           "encode_images", "plan", "train", "eval", "baseline", "report")}
-
-prepared_data = equivalence.prepared_data
 
 
 @dataclass
@@ -98,7 +94,7 @@ def slurm_run(tmp_path_factory) -> SlurmRun:
 
 
 def test_reduced_pipeline_runs_through_slurm(slurm_run):
-    check_outputs((slurm_run.config_file, slurm_run.run))
+    check_reduced_outputs(slurm_run.run)
     job_folders = {path.name for path in slurm_run.slurm_logs.iterdir()}
     assert job_folders == SLURM_JOBS
     job_ids = [job_id for folder in SLURM_JOBS for job_id in submissions(slurm_run.output, folder)]
@@ -137,12 +133,12 @@ TWO_NODES = {"device": "cpu", "nodes": 2, "processes_per_node": 1, "per_device_b
 
 def test_two_slurm_tasks_train_as_two_machines(prepared_data, tmp_path):
     """srun starts one launcher per task, as train_command does per node of a two-node job."""
-    single = equivalence.train_with("one_process", prepared_data, tmp_path)
+    single = training.train_with("one_process", prepared_data, tmp_path)
     results = tmp_path / "two_nodes"
     shutil.copytree(prepared_data, results)
-    config = tmp_path / "two_nodes.json"
-    config.write_text(json.dumps({**equivalence.BASE, "results_dir": str(results), "hardware": TWO_NODES}))
-    command = node_command(load_profile(TWO_NODES), f"--config {config} --until-step {equivalence.STEPS}")
+    config = training.write_config(tmp_path / "two_nodes.json", results, TWO_NODES)
+    assert rdtflow(["plan", "--config", str(config)]) == 0
+    command = node_command(load_profile(TWO_NODES), f"--config {config} --until-step {training.STEPS}")
     assert '--machine_rank "$SLURM_PROCID"' in command and "--num_machines 2" in command
     finished = subprocess.run(
         ["timeout", str(TIMEOUT_S), "srun", "--ntasks=2", "--cpus-per-task=1", "--mem=6G", "--kill-on-bad-exit=1",
@@ -150,7 +146,7 @@ def test_two_slurm_tasks_train_as_two_machines(prepared_data, tmp_path):
         cwd=REPO, env=ENV, capture_output=True, text=True, check=False,
     )
     assert finished.returncode == 0, finished.stdout[-5000:] + finished.stderr[-5000:]
-    double = results / "equivalence" / "train" / f"checkpoint-{equivalence.STEPS}"
+    double = results / "equivalence" / "train" / f"checkpoint-{training.STEPS}"
     for weights in ("model.safetensors", "ema/model.safetensors"):
         first, second = load_file(str(single / weights)), load_file(str(double / weights))
         assert first.keys() == second.keys()

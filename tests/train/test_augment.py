@@ -15,8 +15,8 @@ from rdtflow.train.augment import (
     sample_generators,
 )
 
-OFF = Augmentation(recipe="rdtflow", image=False, brightness=0.3, contrast=0.4, saturation=0.5, blur_prob=0.1, pixel_noise_std=0.02,
-                   state_noise_snr_db=None, cond_mask_prob=0.0, external_camera_mask_prob=None)
+OFF = Augmentation(recipe="rdtflow", image=False, brightness=0.3, contrast=0.4, saturation=0.5, blur_prob=0.1,
+                   pixel_noise_std=0.02, state_noise_snr_db=None, cond_mask_prob=0.0, external_camera_mask_prob=None)
 
 
 def with_(**changes) -> Augmentation:

@@ -19,7 +19,7 @@ from rdtflow.train.checkpoint import (
     resumable_checkpoint,
     save_checkpoint,
 )
-from tests.model.test_policy import TINY
+from tests.helpers.models import TINY
 
 
 def write_checkpoint(folder: Path, step: int) -> Path:
@@ -29,7 +29,7 @@ def write_checkpoint(folder: Path, step: int) -> Path:
     scheduler = get_scheduler("constant", optimizer)
     out = folder / f"checkpoint-{step}"
     save_checkpoint(out, policy, optimizer, scheduler, None, {"normalization": {"mode": "min_max"}},
-                    {"step": step}, pd.DataFrame({"step": [step]}))
+                    {"step": step}, pd.DataFrame({"step": [step]}), {"run": "x"})
     return out
 
 

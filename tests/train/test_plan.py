@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rdtflow.config import ConfigError, validate_config
-from rdtflow.train.hardware import LayoutError, load_profile, shipped_profiles
+from rdtflow.stages import stage_files
+from rdtflow.train.hardware import LayoutError, cpu_threads, load_profile, shipped_profiles
 from rdtflow.train.launch import accelerate_launch_args
 from rdtflow.train.memory import MEASUREMENTS, ModelFootprint, estimate_peak
-from rdtflow.train.plan import make_plan, write_plan
+from rdtflow.train.plan import StalePlan, read_plan, write_plan
+from tests.helpers.plans import paper, plan_for
 
 REPO = Path(__file__).resolve().parents[2]
-PAPER = yaml.safe_load((REPO / "config" / "paper" / "rdt1b-finetune.yaml").read_text())
 RDT1B = ModelFootprint(params=1_228_319_872, hidden_size=2048, depth=28, action_tokens=67,
                        condition_tokens=4374 + 32, vision_params_in_loop=428_225_600)
 PROFILES = ["cpu", "a800-80g-x8", "rtx4090-48g-x8", "gpu60-80g-x8", "h100-80g-x8", "gpu24g-x1", "h100-80g-2x8"]
-
-
-def paper(**changes) -> dict:
-    config = copy.deepcopy(PAPER)
-    for key, value in changes.items():
-        section, _, field = key.partition("__")
-        if field:
-            config[section][field] = value
-        else:
-            config[section] = value
-    return config
 
 
 def test_every_required_profile_ships():
@@ -39,7 +28,7 @@ def test_every_required_profile_ships():
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_plan_works_for_the_paper_config_on_every_profile(profile):
-    plan = make_plan(validate_config(paper(hardware=profile)), manifest_samples=None)
+    plan = plan_for(validate_config(paper(hardware=profile)))
     layout = plan.layout
     assert plan.effective_batch == layout["micro_batch"] * layout["accumulation"] * layout["processes"] == 256
     assert "accelerate launch " in plan.launch_command and "-m rdtflow.cli train" in plan.launch_command
@@ -49,7 +38,7 @@ def test_plan_works_for_the_paper_config_on_every_profile(profile):
 
 def test_seed_recipe_layouts_and_planner_choices():
     def layout(profile: str) -> tuple[int, int, int]:
-        value = make_plan(validate_config(paper(hardware=profile)), None).layout
+        value = plan_for(validate_config(paper(hardware=profile))).layout
         return value["micro_batch"], value["accumulation"], value["processes"]
 
     assert layout("a800-80g-x8") == (32, 1, 8)
@@ -92,32 +81,33 @@ def test_a_profile_that_cannot_reach_the_effective_batch_names_the_numbers():
 def test_plan_warns_when_the_micro_batch_will_not_fit():
     profile = {"device": "gpu", "gpus_per_node": 8, "gpu_memory_gib": 48, "param_dtype": "bf16",
                "mixed_precision": "bf16", "per_device_batch": 32}
-    plan = make_plan(validate_config(paper(hardware={**profile, "per_device_batch": 32}, train__effective_batch=256)), None)
+    plan = plan_for(validate_config(paper(hardware={**profile, "per_device_batch": 32}, train__effective_batch=256)))
     assert not plan.warnings  # 32 fits a 48 GB card (measured 38.7 GiB + DDP buckets)
-    too_big = make_plan(validate_config(paper(hardware={**profile, "gpu_memory_gib": 24})), None)
+    too_big = plan_for(validate_config(paper(hardware={**profile, "gpu_memory_gib": 24})))
     assert too_big.warnings and "will run out of memory" in too_big.warnings[0]
     assert "GiB usable of 24 GiB" in too_big.warnings[0]
 
 
 def test_plan_says_when_a_larger_micro_batch_fits_and_is_faster():
-    plan = make_plan(validate_config(paper(hardware="rtx4090-48g-x8")), None)
+    plan = plan_for(validate_config(paper(hardware="rtx4090-48g-x8")))
     assert len(plan.suggestions) == 1
     assert "per_device_batch 32 x gradient_accumulation 1 also fits" in plan.suggestions[0]
     assert "41.5 vs 34.9 samples/s" in plan.suggestions[0]
     eight_24gb = {"device": "gpu", "gpus_per_node": 8, "gpu_memory_gib": 24, "param_dtype": "bf16",
                   "mixed_precision": "bf16", "per_device_batch": 4}
-    plan = make_plan(validate_config(paper(hardware=eight_24gb)), None)
+    plan = plan_for(validate_config(paper(hardware=eight_24gb)))
     assert "per_device_batch 8 x gradient_accumulation 4 also fits" in plan.suggestions[0]
 
 
 def test_auto_micro_batch_needs_the_card_memory():
     with pytest.raises(LayoutError, match="gpu_memory_gib"):
-        make_plan(validate_config(paper(hardware={"device": "gpu", "gpus_per_node": 8, "per_device_batch": "auto"})), None)
+        plan_for(validate_config(paper(hardware={"device": "gpu", "gpus_per_node": 8, "per_device_batch": "auto"})))
 
 
 def test_plan_is_recorded_in_the_run_results(tmp_path, capsys):
     config = validate_config(paper(results_dir=str(tmp_path)))
-    write_plan(config)
+    files = stage_files(config, "plan")
+    write_plan(config, **{name: Path(path) for name, path in (files.inputs | files.outputs).items()})
     recorded = json.loads((tmp_path / "rdt1b-finetune" / "plan.json").read_text())
     assert recorded["effective_batch"] == 256 and recorded["layout"]["micro_batch"] == 32
     assert (tmp_path / "rdt1b-finetune" / "plan.txt").read_text().strip() == capsys.readouterr().out.strip()
@@ -158,9 +148,9 @@ def test_precomputed_features_need_a_frozen_tower():
 
 
 def test_pretrained_weights_with_min_max_inputs_are_warned_about():
-    raw = make_plan(validate_config(paper()), None)
+    raw = plan_for(validate_config(paper()))
     assert not any("normalization" in w for w in raw.warnings)
-    min_max = make_plan(validate_config(paper(data={"preset": "agilex", "normalization": {"mode": "min_max"}})), None)
+    min_max = plan_for(validate_config(paper(data={"preset": "agilex", "normalization": {"mode": "min_max"}})))
     assert any("data.normalization.mode is min_max" in w for w in min_max.warnings)
 
 
@@ -169,17 +159,17 @@ def test_the_paper_config_resolves_to_the_upstream_objective():
     assert config["train"]["loss"] == "upstream" and config["train"]["augment"]["recipe"] == "upstream"
     assert config["train"]["augment"]["cond_mask_prob"] == 0.1 and config["train"]["augment"]["state_noise_snr_db"] == 40
     assert config["train"]["augment"]["external_camera_mask_prob"] is None  # RDT's default: like every other camera
-    plan = make_plan(config, None)
+    plan = plan_for(config)
     assert plan.norm.startswith("timm-1.0.3 ")  # the published weights' numerics
     assert plan.objective == "loss upstream, augmentation recipe upstream"
 
 
 def test_plan_prints_which_camera_fills_which_slot():
-    text = make_plan(validate_config(paper()), None).text()
+    text = plan_for(validate_config(paper())).text()
     assert "image slots        per frame: exterior: cam_high, right_wrist: cam_right_wrist, left_wrist: cam_left_wrist" in text
     one_wrist = paper(data={"preset": "agilex", "cameras": {"wrist": "cam_hand", "right_wrist": None, "left_wrist": None}})
     assert ("exterior: cam_high, right_wrist: cam_hand, left_wrist: no camera (background image)"
-            in make_plan(validate_config(one_wrist), None).text())
+            in plan_for(validate_config(one_wrist)).text())
 
 
 @pytest.mark.parametrize(("cameras", "warning"), [
@@ -187,18 +177,46 @@ def test_plan_prints_which_camera_fills_which_slot():
     ({"right_wrist": None, "left_wrist": "cam_hand"}, "only wrist camera cam_hand in the left-wrist slot"),
 ])
 def test_plan_warns_when_pretrained_weights_meet_another_camera_order(cameras, warning):
-    plan = make_plan(validate_config(paper(data={"preset": "agilex", "cameras": cameras})), None)
+    plan = plan_for(validate_config(paper(data={"preset": "agilex", "cameras": cameras})))
     assert [w for w in plan.warnings if warning in w]
     from_scratch = paper(data={"preset": "agilex", "cameras": cameras}, model__pretrained=None)
-    assert not make_plan(validate_config(from_scratch), None).warnings  # a layout of one's own is fine from scratch
+    assert not plan_for(validate_config(from_scratch)).warnings  # a layout of one's own is fine from scratch
 
 
 def test_plan_warns_about_another_norm_and_another_architecture_than_the_pretrained(tmp_path):
     assert any("model.norm is rms but model.pretrained was trained with timm-1.0.3" in w
-               for w in make_plan(validate_config(paper(model__norm="rms")), None).warnings)
+               for w in plan_for(validate_config(paper(model__norm="rms"))).warnings)
     folder = tmp_path / "rdt-1b"
     folder.mkdir()
     published = json.loads((REPO / "tests" / "fixtures" / "rdt1b_config.json").read_text())
     (folder / "config.json").write_text(json.dumps({**published, "pred_horizon": 32}))
-    plan = make_plan(validate_config(paper(model__pretrained=str(folder))), None)
+    plan = plan_for(validate_config(paper(model__pretrained=str(folder))))
     assert any("another architecture" in w and "pred_horizon: 32 vs 64" in w for w in plan.warnings)
+
+
+def test_a_shipped_profile_can_be_changed_in_place():
+    config = validate_config({"run": "x", "hardware": {"profile": "cpu", "per_device_batch": 16},
+                              "train": {"effective_batch": 16}})
+    assert config["hardware"]["per_device_batch"] == 16 and config["hardware"]["cpu_threads"] == "auto"
+    assert plan_for(config).layout["micro_batch"] == 16
+    with pytest.raises(LayoutError, match="64 x 1 processes = 64 does not divide 16"):
+        validate_config({"run": "x", "hardware": "cpu", "train": {"effective_batch": 16}})
+
+
+def test_cpu_threads_auto_take_what_snakemake_gives_the_job(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert cpu_threads("auto") == 1 and cpu_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "100000")
+    assert cpu_threads("auto") == os.cpu_count()  # never more than the machine has
+    two = load_profile({"device": "cpu", "processes_per_node": 2, "per_device_batch": 4})
+    assert "--num_cpu_threads_per_process 4" in accelerate_launch_args(two, job_threads=8)  # each its share
+
+
+def test_training_stops_on_a_plan_made_for_another_config(tmp_path):
+    config = validate_config(paper(results_dir=str(tmp_path)))
+    files = stage_files(config, "plan")
+    write_plan(config, **{name: Path(path) for name, path in (files.inputs | files.outputs).items()})
+    plan_file = Path(files.outputs["plan_out"])
+    assert read_plan(plan_file, config).layout["micro_batch"] == 32
+    with pytest.raises(StalePlan, match="sections train differ"):
+        read_plan(plan_file, validate_config(paper(results_dir=str(tmp_path), train__learning_rate=0.5)))

@@ -1,9 +1,12 @@
-# Helpers shared by the rules: config validation, paths, per-stage settings.
-from pathlib import Path
+# Helpers shared by the rules: config validation, each stage's files, and the run files that
+# hand a job its config sections and paths.
+import json
+import os
 
-from rdtflow.config import checkpoint_steps, validate_config
-from rdtflow.paths import RunPaths, demo_dir, encoder_dirs
-from rdtflow.stages import stage_config_json
+from rdtflow.config import validate_config
+from rdtflow.paths import RunPaths, demo_dir
+from rdtflow.stages import STEP_STAGES, run_file, stage_config_json, stage_files
+from rdtflow.train.layout import checkpoint_steps
 
 
 # Schema (workflow/schemas/config.schema.yaml) with defaults, the hardware profile, the
@@ -13,7 +16,8 @@ validate_config(config, check_files=True)
 
 PATHS = RunPaths.from_config(config)
 CHECKPOINT_STEPS = checkpoint_steps(config["train"])
-VISION_DIR, TEXT_DIR = encoder_dirs(config)
+# With --use-conda every rule runs in this pinned environment (relative to workflow/rules/).
+CONDA_ENV = "../../envs/rdtflow.yaml"
 
 
 wildcard_constraints:
@@ -25,8 +29,33 @@ def settings(stage):
     return stage_config_json(config, stage)
 
 
-def log_file(name):
-    return str(PATHS.root / "logs" / f"{name}.log")
+def inputs(stage):
+    """The rule's input: its stage's declared inputs (for one checkpoint step in step stages)."""
+    if stage in STEP_STAGES:
+        return lambda wildcards: stage_files(config, stage, int(wildcards.step)).inputs
+    return stage_files(config, stage).inputs
+
+
+def retention_inputs(wildcards):
+    """Retention weighs the evaluations once they exist; an evaluation redone later (another
+    eval setting) cannot bring back weights already pruned, so it does not redo retention."""
+    files = inputs("retention")(wildcards)
+    return {**files, "eval_files": ancient(files["eval_files"])}
+
+
+def outputs(stage):
+    return stage_files(config, stage, "{step}" if stage in STEP_STAGES else None).outputs
+
+
+def run_config(stage):
+    """The job's run file, which its shell command hands the stage."""
+    if stage in STEP_STAGES:
+        return lambda wildcards: str(PATHS.job_config(stage, wildcards.step))
+    return str(PATHS.job_config(stage))
+
+
+def log_file(stage):
+    return str(PATHS.job_log(stage, "{step}" if stage in STEP_STAGES else None))
 
 
 def demo_inputs():
@@ -37,20 +66,45 @@ def demo_inputs():
     return sorted(str(path) for path in demo_dir(config).rglob("*.hdf5"))
 
 
-def previous_checkpoint(wildcards):
-    """Each training job resumes from the checkpoint before it, so a failed job loses one period."""
-    position = CHECKPOINT_STEPS.index(int(wildcards.step))
-    return {"previous": str(PATHS.checkpoint(CHECKPOINT_STEPS[position - 1]))} if position else {}
-
-
-def image_features():
-    """The precomputed image-feature table, when the config asks for one."""
-    return [str(PATHS.image_features)] if config["model"]["precompute_image_features"] else []
-
-
-def resume_argument(wildcards, input):
-    return f"--resume-from {input.previous}" if "previous" in input.keys() else ""
+def retention_records():
+    """One record per checkpoint when train.checkpoints_total_limit prunes, else none."""
+    if config["train"]["checkpoints_total_limit"] is None:
+        return []
+    return [str(PATHS.retention(step)) for step in CHECKPOINT_STEPS]
 
 
 def final_outputs():
-    return [str(PATHS.report)]
+    return [str(PATHS.report), *retention_records()]
+
+
+def active_stages():
+    """The stages this config runs, each with the checkpoint steps of its jobs."""
+    built = config["encoders"]["vision_path"] is None or config["encoders"]["text_path"] is None
+    skipped = {
+        "demos": not config["demos"]["generate"],
+        "encoders": not built,
+        "encode_images": not config["model"]["precompute_image_features"],
+        "retention": config["train"]["checkpoints_total_limit"] is None,
+    }
+    for stage in ("demos", "encoders", "validate", "split", "manifest", "encode_lang", "encode_images", "plan",
+                  "train", "eval", "retention", "baseline", "report"):
+        if not skipped.get(stage, False):
+            yield stage, CHECKPOINT_STEPS if stage in STEP_STAGES else [None]
+
+
+def write_run_files():
+    """Every job's run file, rewritten only where its content changed."""
+    for stage, steps in active_stages():
+        for step in steps:
+            path = PATHS.job_config(stage, step)
+            content = json.dumps(run_file(config, stage, step), indent=1, sort_keys=True)
+            if not path.is_file() or path.read_text() != content:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                staging = path.with_name(path.name + f".{os.getpid()}.tmp")
+                staging.write_text(content)
+                staging.replace(path)
+
+
+# Written when a run starts (never by a dry run), before any job.
+onstart:
+    write_run_files()

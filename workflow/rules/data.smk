@@ -1,93 +1,112 @@
 # Demonstrations -> validated index -> split -> full-step manifest; encoders and language cache.
+# Each rule declares its stage's files (rdtflow/stages.py) and hands the stage its run file.
 
 
 rule demos:
     output:
-        directory(str(PATHS.demos)),
+        directory(outputs("demos")["out_dir"]),
     params:
+        run_config=run_config("demos"),
         settings=settings("demos"),
     log:
         log_file("demos"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow demos --config {params.settings:q} > {log} 2>&1"
+        "rdtflow demos --run-config {params.run_config} > {log} 2>&1"
 
 
 rule validate:
     input:
         demo_inputs(),
     output:
-        validated=str(PATHS.validated),
-        report=report(str(PATHS.validation_report), caption="../report/validation.rst", category="Data"),
+        validated=outputs("validate")["validated_out"],
+        report=report(outputs("validate")["report_out"], caption="../report/validation.rst", category="Data"),
     params:
+        run_config=run_config("validate"),
         settings=settings("validate"),
     log:
         log_file("validate"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow validate --config {params.settings:q} > {log} 2>&1"
+        "rdtflow validate --run-config {params.run_config} > {log} 2>&1"
 
 
 rule split:
     input:
-        str(PATHS.validated),
+        **inputs("split"),
     output:
-        str(PATHS.index),
+        **outputs("split"),
     params:
+        run_config=run_config("split"),
         settings=settings("split"),
     log:
         log_file("split"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow split --config {params.settings:q} > {log} 2>&1"
+        "rdtflow split --run-config {params.run_config} > {log} 2>&1"
 
 
 rule manifest:
     input:
-        str(PATHS.index),
+        **inputs("manifest"),
     output:
-        manifest=str(PATHS.manifest),
-        stats=str(PATHS.stats),
+        **outputs("manifest"),
     params:
+        run_config=run_config("manifest"),
         settings=settings("manifest"),
     log:
         log_file("manifest"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow manifest --config {params.settings:q} > {log} 2>&1"
+        "rdtflow manifest --run-config {params.run_config} > {log} 2>&1"
 
 
 rule encoders:
     output:
-        vision=directory(str(PATHS.vision_encoder)),
-        text=directory(str(PATHS.text_encoder)),
+        vision=directory(outputs("encoders")["vision_dir"]),
+        text=directory(outputs("encoders")["text_dir"]),
     params:
+        run_config=run_config("encoders"),
         settings=settings("encoders"),
     log:
         log_file("encoders"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow encoders --config {params.settings:q} > {log} 2>&1"
+        "rdtflow encoders --run-config {params.run_config} > {log} 2>&1"
 
 
 rule encode_lang:
     input:
-        index=str(PATHS.index),
-        text_encoder=str(TEXT_DIR),
+        **inputs("encode_lang"),
     output:
-        str(PATHS.language),
+        **outputs("encode_lang"),
     params:
+        run_config=run_config("encode_lang"),
         settings=settings("encode_lang"),
     log:
         log_file("encode_lang"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow encode-lang --config {params.settings:q} > {log} 2>&1"
+        "rdtflow encode-lang --run-config {params.run_config} > {log} 2>&1"
 
 
 rule encode_images:
     input:
-        manifest=str(PATHS.manifest),
-        vision_encoder=str(VISION_DIR),
+        **inputs("encode_images"),
     output:
-        str(PATHS.image_features),
+        **outputs("encode_images"),
     params:
+        run_config=run_config("encode_images"),
         settings=settings("encode_images"),
     log:
         log_file("encode_images"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow encode-images --config {params.settings:q} > {log} 2>&1"
+        "rdtflow encode-images --run-config {params.run_config} > {log} 2>&1"

@@ -1,37 +1,60 @@
-# Every checkpoint, and the blind baseline, on the held-out episodes.
+# Every checkpoint, and the blind baseline, on the held-out episodes; then checkpoint retention.
 
 
 rule eval:
     input:
-        checkpoint=str(PATHS.root / "train" / "checkpoint-{step}"),
-        index=str(PATHS.index),
-        language=str(PATHS.language),
-        vision_encoder=str(VISION_DIR),
+        unpack(inputs("eval")),
     output:
         report(
-            str(PATHS.root / "eval" / "checkpoint-{step}.json"),
+            outputs("eval")["out_path"],
             caption="../report/evaluation.rst",
             category="Evaluation",
             subcategory="checkpoints",
         ),
     params:
+        run_config=run_config("eval"),
         settings=settings("eval"),
-    threads: config["eval"]["threads"]
+    threads: EVAL_THREADS
     log:
-        log_file("eval/checkpoint-{step}"),
+        log_file("eval"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow eval --config {params.settings:q} --checkpoint {input.checkpoint} --out {output} > {log} 2>&1"
+        "rdtflow eval --run-config {params.run_config} > {log} 2>&1"
+
+
+# train.checkpoints_total_limit: once a checkpoint is evaluated, delete the weights of those
+# that are neither the best by held-out success nor the latest (rdtflow/train/retention.py).
+
+
+rule retention:
+    input:
+        unpack(retention_inputs),
+    output:
+        outputs("retention")["record_out"],
+    params:
+        run_config=run_config("retention"),
+        settings=settings("retention"),
+    log:
+        log_file("retention"),
+    conda:
+        CONDA_ENV
+    shell:
+        "rdtflow retention --run-config {params.run_config} > {log} 2>&1"
 
 
 rule baseline:
     input:
-        index=str(PATHS.index),
-        stats=str(PATHS.stats),
+        **inputs("baseline"),
     output:
-        report(str(PATHS.baseline), caption="../report/evaluation.rst", category="Evaluation", subcategory="baseline"),
+        report(outputs("baseline")["out_path"], caption="../report/evaluation.rst", category="Evaluation",
+               subcategory="baseline"),
     params:
+        run_config=run_config("baseline"),
         settings=settings("baseline"),
     log:
         log_file("baseline"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow baseline --config {params.settings:q} --out {output} > {log} 2>&1"
+        "rdtflow baseline --run-config {params.run_config} > {log} 2>&1"

@@ -3,18 +3,17 @@
 
 rule report:
     input:
-        validation=str(PATHS.validation_report),
-        index=str(PATHS.index),
-        checkpoints=[str(PATHS.checkpoint(step)) for step in CHECKPOINT_STEPS],
-        evaluations=[str(PATHS.evaluation(step)) for step in CHECKPOINT_STEPS],
-        baseline=str(PATHS.baseline),
+        **inputs("report"),
     output:
-        html=report(str(PATHS.report), caption="../report/evaluation.rst", category="Report"),
-        loss=report(str(PATHS.root / "report" / "loss.png"), caption="../report/loss.rst", category="Training"),
-        success=report(str(PATHS.root / "report" / "success.png"), caption="../report/success.rst", category="Evaluation"),
+        out_html=report(outputs("report")["out_html"], caption="../report/evaluation.rst", category="Report"),
+        loss_png=report(outputs("report")["loss_png"], caption="../report/loss.rst", category="Training"),
+        success_png=report(outputs("report")["success_png"], caption="../report/success.rst", category="Evaluation"),
     params:
+        run_config=run_config("report"),
         settings=settings("report"),
     log:
         log_file("report"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow report --config {params.settings:q} > {log} 2>&1"
+        "rdtflow report --run-config {params.run_config} > {log} 2>&1"

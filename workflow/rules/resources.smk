@@ -1,6 +1,7 @@
-# What each job asks a cluster for. Rules without a `resources:` entry take the profile's
-# default-resources; training's follow from the hardware profile (rdtflow/train/launch.py).
-import shlex
+# What each job asks a cluster for, and the threads it takes. Rules without a `resources:`
+# entry take the profile's default-resources; training's follow from the hardware profile
+# (rdtflow/train/launch.py).
+import os
 
 from rdtflow.train.launch import train_command, train_job_resources
 
@@ -10,14 +11,15 @@ from rdtflow.train.launch import train_command, train_job_resources
 TRAIN_PERIOD_MINUTES = 240
 
 TRAIN_RESOURCES = train_job_resources(config["hardware"])
+# eval.threads auto: all of this machine's cores, which Snakemake lowers to its --cores.
+EVAL_THREADS = os.cpu_count() if config["eval"]["threads"] == "auto" else config["eval"]["threads"]
 
 
 def train_runtime(wildcards, attempt):
     return TRAIN_PERIOD_MINUTES * attempt
 
 
-def train_shell_command(wildcards, input):
-    """The training job's command; on several nodes, one launcher per node through srun."""
-    arguments = f"--config {shlex.quote(settings('train'))} --until-step {wildcards.step}"
-    resume = resume_argument(wildcards, input)
-    return train_command(config["hardware"], f"{arguments} {resume}" if resume else arguments)
+def train_shell_command(wildcards, threads):
+    """The training job's command (one launcher per node through srun on several nodes), with
+    the threads Snakemake gave the job shared among its CPU processes."""
+    return train_command(config["hardware"], f"--run-config {PATHS.job_config('train', wildcards.step)}", threads)

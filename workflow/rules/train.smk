@@ -1,17 +1,21 @@
-# The plan (launch line, batch layout, memory estimate) is recorded before training starts.
+# The plan (batch layout, model, memory estimate) is recorded before training starts, from the
+# encoded instructions' real length, and every training job follows it.
 
 
 rule plan:
     input:
-        manifest=str(PATHS.manifest),
+        **inputs("plan"),
     output:
-        str(PATHS.plan),
+        **outputs("plan"),
     params:
+        run_config=run_config("plan"),
         settings=settings("plan"),
     log:
         log_file("plan"),
+    conda:
+        CONDA_ENV
     shell:
-        "rdtflow plan --config {params.settings:q} > {log} 2>&1"
+        "rdtflow plan --run-config {params.run_config} > {log} 2>&1"
 
 
 # One job per checkpoint period: evaluation of checkpoint N starts while N+1 trains, and a
@@ -20,22 +24,19 @@ rule plan:
 
 rule train:
     input:
-        unpack(previous_checkpoint),
-        plan=str(PATHS.plan),
-        manifest=str(PATHS.manifest),
-        stats=str(PATHS.stats),
-        language=str(PATHS.language),
-        vision_encoder=str(VISION_DIR),
-        image_features=image_features(),
+        unpack(inputs("train")),
     output:
-        directory(str(PATHS.root / "train" / "checkpoint-{step}")),
+        directory(outputs("train")["checkpoint_out"]),
     params:
         command=train_shell_command,
+        settings=settings("train"),
     threads: TRAIN_RESOURCES["cpus_per_task"]
     resources:
         **TRAIN_RESOURCES,
         runtime=train_runtime,
     log:
-        log_file("train/checkpoint-{step}"),
+        log_file("train"),
+    conda:
+        CONDA_ENV
     shell:
         "{params.command} > {log} 2>&1"
