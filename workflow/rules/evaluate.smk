@@ -25,6 +25,11 @@ rule eval:
 
 # train.checkpoints_total_limit: once a checkpoint is evaluated, delete the weights of those
 # that are neither the best by held-out success nor the latest (rdtflow/train/retention.py).
+# Deleting a few files needs no cluster job, so on Slurm it runs where Snakemake runs.
+
+
+localrules:
+    retention,
 
 
 rule retention:
