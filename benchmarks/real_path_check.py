@@ -35,6 +35,7 @@ from rdtflow.config import validate_config
 from rdtflow.data.episode import write_episode
 from rdtflow.model.encoders import build_small_text_encoder, build_small_vision_tower
 from rdtflow.model.policy import RDTPolicy
+from rdtflow.model.rdt import UPSTREAM_NORM
 from rdtflow.model.shapes import KNOWN_VISION, encoder_shapes, policy_config
 from rdtflow.model.weights import load_pretrained
 from rdtflow.train.checkpoint import load_policy
@@ -91,7 +92,7 @@ def run_config(work: Path, args: argparse.Namespace, vision: Path, text: Path) -
 def write_random_checkpoint(config: dict, vision: Path, text: Path, folder: Path) -> None:
     """A random policy of this run's architecture in the official layout (what rdt-1b ships)."""
     torch.manual_seed(0)
-    policy = RDTPolicy(policy_config(config, encoder_shapes(config, vision, text)))
+    policy = RDTPolicy(policy_config(config, encoder_shapes(config, vision, text), UPSTREAM_NORM))
     folder.mkdir(parents=True)
     policy.config.to_json(folder / "config.json")
     torch.save(policy.state_dict(), folder / "pytorch_model.bin")

@@ -19,7 +19,7 @@ def test_rdt_170m_is_about_170m_parameters_with_rdt_1b_token_layout():
     config = validate_config({"run": "x", "model": {"size": "rdt-170m", "pred_horizon": 64, "img_history_size": 2},
                               "data": {"preset": "agilex"}, "encoders": {"max_lang_tokens": 1024}})
     shapes = EncoderShapes(tokens_per_image=729, img_token_dim=1152, vision_params=0, lang_token_dim=4096, source="test")
-    core, adaptors = parameter_counts(policy_config(config, shapes))
+    core, adaptors = parameter_counts(policy_config(config, shapes, "timm-1.0.3"))
     assert 150e6 < core + adaptors < 200e6
 
 

@@ -116,9 +116,9 @@ def norm_choice(model: dict, pretrained_dir: Path | None) -> NormChoice:
     return NormChoice("rms", "from scratch (model.norm auto)", None)
 
 
-def policy_config(config: dict, shapes: EncoderShapes, pretrained_dir: Path | None = None) -> RDTConfig:
-    """The RDT config of this run: sizes from the config, token widths from the encoders, the
-    norm formula of model.pretrained (`pretrained_dir`) unless model.norm names one."""
+def policy_config(config: dict, shapes: EncoderShapes, norm: str) -> RDTConfig:
+    """The RDT config of this run: sizes from the config, token widths from the encoders, and
+    the norm formula (NormChoice.formula)."""
     model = config["model"]
     history, cameras = model["img_history_size"], len(camera_slots(config["data"]["cameras"]))
     max_lang = config["encoders"]["max_lang_tokens"]
@@ -131,7 +131,7 @@ def policy_config(config: dict, shapes: EncoderShapes, pretrained_dir: Path | No
         lang_pos_embed_config=[["lang", -max_lang]],
         img_pos_embed_config=[["image", [history, cameras, -shapes.tokens_per_image]]],
         rdt=TransformerConfig(hidden_size=model["hidden_size"], depth=model["depth"], num_heads=model["num_heads"],
-                              norm=norm_choice(model, pretrained_dir).formula),
+                              norm=norm),
         noise_scheduler=NoiseSchedulerConfig(
             num_train_timesteps=model["num_train_timesteps"],
             num_inference_timesteps=model["num_inference_timesteps"],

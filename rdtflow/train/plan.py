@@ -36,7 +36,6 @@ PLANNED_SECTIONS = ("demos", "data", "encoders", "model", "train", "hardware")
 @dataclass
 class TrainingPlan:
     hardware: str
-    hardware_profile: dict  # the resolved profile, as the trainer must see it
     config: dict  # the config sections the plan was made from
     rdt_config: dict  # the model to build (RDTConfig, config.json's layout)
     layout: dict
@@ -103,10 +102,10 @@ def language_tokens(language_path: Path, max_lang_tokens: int) -> tuple[int, boo
 
 
 def model_footprint(config: dict, lang_tokens: int, vision_dir: Path, text_dir: Path,
-                    pretrained_dir: Path | None) -> tuple[ModelFootprint, RDTConfig, str]:
+                    norm: str) -> tuple[ModelFootprint, RDTConfig, str]:
     """(footprint, the RDT config, where encoder shapes came from) for this config."""
     shapes = encoder_shapes(config, vision_dir, text_dir)
-    rdt = policy_config(config, shapes, pretrained_dir)
+    rdt = policy_config(config, shapes, norm)
     core, adaptors = parameter_counts(rdt)
     vision_in_loop = 0 if config["model"]["precompute_image_features"] else shapes.vision_params
     footprint = ModelFootprint(
@@ -211,8 +210,8 @@ def make_plan(config: dict, manifest_path: Path, language_path: Path, vision_dir
     hardware, train = config["hardware"], config["train"]
     manifest_samples = len(pd.read_parquet(manifest_path, columns=["step"])) if Path(manifest_path).is_file() else None
     lang_tokens, measured = language_tokens(language_path, config["encoders"]["max_lang_tokens"])
-    footprint, planned, encoder_source = model_footprint(config, lang_tokens, vision_dir, text_dir, pretrained_dir)
     norm = norm_choice(config["model"], pretrained_dir)
+    footprint, planned, encoder_source = model_footprint(config, lang_tokens, vision_dir, text_dir, norm.formula)
     layout = resolve_layout(hardware, train["effective_batch"], footprint)
     memory = estimate_peak(footprint, layout.micro_batch, layout.accumulation, layout.processes, hardware["param_dtype"])
     capacity = usable_memory_gib(hardware)
@@ -227,7 +226,6 @@ def make_plan(config: dict, manifest_path: Path, language_path: Path, vision_dir
     first_job = RunPaths.from_config(config).job_config("train", checkpoint_steps(train)[0])
     return TrainingPlan(
         hardware=hardware.get("name", "inline"),
-        hardware_profile=hardware,
         config={section: config[section] for section in PLANNED_SECTIONS},
         rdt_config=asdict(planned),
         layout={**asdict(layout), "nodes": hardware["nodes"]},
