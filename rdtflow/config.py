@@ -109,12 +109,9 @@ def _check_divisors(config: dict) -> None:
 
 def _check_state_names(config: dict) -> None:
     """Every column must name a slot of RDT's unified vector, each slot once."""
-    from rdtflow.data.state_vector import unified_indices
+    from rdtflow.data.state_vector import check_state_names
 
-    try:
-        unified_indices(config["data"]["state_names"])
-    except ValueError as error:
-        raise ConfigError(f"data.state_names: {error}") from None
+    check_state_names(config["data"]["state_names"])
 
 
 def _check_cameras(config: dict) -> None:

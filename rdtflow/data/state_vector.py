@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rdtflow.errors import ConfigError
+
 STATE_VEC_FILE = Path(__file__).with_name("state_vec.json")
 STATE_DIM = 128
 
@@ -49,6 +51,15 @@ def unified_indices(names: list[str]) -> np.ndarray:
     if shared:
         raise ValueError(f"state names share a unified slot and would overwrite each other: {shared}")
     return indices
+
+
+def check_state_names(names: list[str]) -> None:
+    """data.state_names must each name a slot of the unified vector, each slot once; the
+    error is a ConfigError naming the key."""
+    try:
+        unified_indices(names)
+    except ValueError as error:
+        raise ConfigError(f"data.state_names: {error}") from None
 
 
 def to_unified(values: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -26,8 +26,8 @@ from rdtflow.data.episode import (
     episode_from_h5,
     read_instruction,
 )
-from rdtflow.data.state_vector import unified_indices
-from rdtflow.errors import ConfigError, RdtflowError
+from rdtflow.data.state_vector import check_state_names
+from rdtflow.errors import RdtflowError
 from rdtflow.progress import progress
 
 VALIDATED_COLUMNS = [
@@ -359,10 +359,7 @@ def _validated_frame(rows: list[dict]) -> pd.DataFrame:
 def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_out: Path) -> pd.DataFrame:
     """Check every *.hdf5 episode under ``demo_dir``; write validated.parquet and validation.json."""
     demo_dir = Path(demo_dir).resolve()
-    try:
-        unified_indices(data_cfg["state_names"])
-    except ValueError as err:
-        raise ConfigError(f"data.state_names: {err}") from err
+    check_state_names(data_cfg["state_names"])
     files = find_episode_files(demo_dir)
     rows, rejections = _validate_files(files, demo_dir, data_cfg)
     print(_summary_line(len(files), rejections))

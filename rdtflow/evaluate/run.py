@@ -11,6 +11,7 @@ import torch
 
 from rdtflow.data.cameras import camera_slots
 from rdtflow.data.episode import read_attributes, read_trajectory
+from rdtflow.errors import ConfigError
 from rdtflow.evaluate.closed_loop import run_closed_loop
 from rdtflow.evaluate.policies import (
     ChunkPolicy,
@@ -121,7 +122,7 @@ def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: i
 def closed_loop_outcomes(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> list[dict]:
     """Re-simulate each held-out episode from its stored initial state with `policy`."""
     if camera_slots(config["data"]["cameras"]) != [CAMERA]:
-        raise ValueError(
+        raise ConfigError(
             f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}' into one image slot; "
             f"data.cameras is {config['data']['cameras']}: set it to [{CAMERA}]"
         )
