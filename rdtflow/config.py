@@ -87,10 +87,11 @@ def _check_precomputed_features(config: dict) -> None:
             "train.augment.image changes every frame, so its features cannot be precomputed: set "
             "model.precompute_image_features to false or train.augment.image to false"
         )
-    if model["precompute_image_features"] and model["train_vision"]:
+    if model["train_vision"]:
         raise ConfigError(
-            "model.precompute_image_features needs a frozen vision tower: set model.train_vision to false "
-            "or precompute_image_features to false"
+            "model.train_vision: true is not supported yet: rdtflow would neither save the trained tower with "
+            "each checkpoint nor keep it in step across processes, so its training would be lost; set it to false "
+            "(RDT keeps SigLIP frozen too)"
         )
 
 

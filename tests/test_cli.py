@@ -6,8 +6,10 @@ import json
 import sys
 
 import pytest
+import yaml
 
 from rdtflow.cli import main
+from tests.helpers.models import write_checkpoint
 
 STAGES = ["demos", "encoders", "validate", "split", "manifest", "encode-lang", "encode-images", "plan", "train", "eval",
           "baseline", "export", "report"]
@@ -34,8 +36,8 @@ def test_unknown_config_key_is_reported_with_its_name(tmp_path, capsys):
     config.write_text('{"run": "x", "split": {"held_outt": 3}}')
     code = main(["split", "--config", str(config)])
     assert code == 2
-    error = capsys.readouterr().err
-    assert "invalid configuration" in error and "held_outt" in error
+    (error,) = capsys.readouterr().err.strip().splitlines()  # one line, no traceback
+    assert error.startswith("rdtflow split: invalid configuration") and "held_outt" in error
 
 
 def test_missing_config_file_is_reported(tmp_path, capsys):
@@ -86,6 +88,19 @@ def test_a_problem_with_the_users_files_is_one_line_not_a_traceback(tmp_path, ca
     assert main(["train", "--config", str(config), "--until-step", "2"]) == 1  # no plan.json yet
     error = capsys.readouterr().err
     assert error.startswith("rdtflow train: no plan at ") and "run `rdtflow plan`" in error and "Traceback" not in error
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_fix(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"run": "x", "results_dir": str(tmp_path),
+                                      "train": {"max_steps": 2, "checkpointing_period": 2, "lr_warmup_steps": 0}}))
+    checkpoint = write_checkpoint(tmp_path / "x" / "train", 2)
+    weights = checkpoint / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    assert main(["eval", "--config", str(config), "--step", "2"]) == 1
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith(f"rdtflow eval: {weights} does not match its checksum")
+    assert error.endswith(f"delete {checkpoint} and re-run the workflow to train it again")
 
 
 def test_the_installed_command_reports_bugs_as_internal_errors():

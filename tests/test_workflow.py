@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -12,9 +13,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from rdtflow.cli import main as rdtflow
+from rdtflow.paths import CheckpointFile
+from rdtflow.train.launch import train_command
 from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, check_reduced_outputs, planned_rules, snakemake, write_config
 
 
@@ -41,12 +45,39 @@ def test_evaluation_setting_reruns_only_evaluation_and_report(finished_run, tmp_
     assert planned_rules(changed) == {"eval", "baseline", "report", "all"}
 
 
-def test_training_setting_does_not_rerun_data_stages(finished_run, tmp_path):
+@pytest.mark.parametrize("section, change, evaluations", [
+    ("train", {"learning_rate": 0.001}, {"eval"}),
+    ("model", {"depth": 3}, {"eval", "baseline"}),  # the baseline predicts model.pred_horizon actions
+])
+def test_training_and_model_settings_do_not_rerun_data_stages(finished_run, tmp_path, section, change, evaluations):
     config_file, run = finished_run
-    changed = write_config(tmp_path / "train.yaml", run.parent, train={"learning_rate": 0.001})
+    changed = write_config(tmp_path / "changed.yaml", run.parent, **{section: change})
     rules = planned_rules(changed)
-    assert {"train", "eval", "report"} <= rules
-    assert rules.isdisjoint({"demos", "validate", "split", "manifest", "encode_lang", "encoders", "baseline"})
+    assert {"plan", "train", "report"} | evaluations <= rules
+    assert rules.isdisjoint({"demos", "validate", "split", "manifest", "encode_lang", "encoders", "baseline"} - evaluations)
+
+
+def test_long_stages_write_plain_progress_lines_to_their_logs(finished_run):
+    _, run = finished_run
+    assert "validate: 14/14 files (100%)" in (run / "logs" / "validate.log").read_text()
+    train = (run / "logs" / "train" / "checkpoint-4.log").read_text()
+    assert "train to step 4: 2/2 steps (100%)" in train and ", loss " in train and ", eta " in train
+    assert "closed loop: 70/70 steps (100%)" in (run / "logs" / "eval" / "checkpoint-2.log").read_text()
+
+
+def test_snakemakes_own_report_collects_the_figures(finished_run, tmp_path):
+    config_file, _ = finished_run
+    snakemake(config_file, "--report", str(tmp_path / "report.html"))
+    html = (tmp_path / "report.html").read_text()
+    assert "loss.png" in html and "success.png" in html
+
+
+def test_config_values_on_the_command_line_adjust_the_default():
+    dry_run = subprocess.run([*SNAKEMAKE, "--dry-run", "--config", "run=other"], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=300, check=False)
+    output = dry_run.stdout + dry_run.stderr
+    assert dry_run.returncode == 0, output[-3000:]
+    assert "results/other/train/checkpoint-1000" in output and "results/default" not in output
 
 
 def test_a_config_file_replaces_the_default_whole(tmp_path):
@@ -60,17 +91,34 @@ def test_a_config_file_replaces_the_default_whole(tmp_path):
     assert "train" in rules and "encode_images" not in rules
 
 
-def _wait_for_training_job(run: Path, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until a training job is running after at least one checkpoint and its evaluation exist."""
+# The kill run's periods are long enough (about 0.7 s of optimizer steps on two cores) to be
+# killed in the middle of one.
+KILL_RUN = {"max_steps": 90, "checkpointing_period": 30, "checkpoints_total_limit": None}
+
+
+def _trained_steps(log: Path, step: int) -> int:
+    """How many optimizer steps of its period the training job to `step` has logged."""
+    done = re.findall(rf"train to step {step}: (\d+)/", log.read_text()) if log.is_file() else []
+    return int(done[-1]) if done else 0
+
+
+def _kill_mid_period(run: Path, process: subprocess.Popen, timeout: float = 300) -> int:
+    """SIGKILL the whole workflow once a training job after an evaluated checkpoint has logged
+    some, not all, of its optimizer steps; returns the step that job was training to."""
+    period = KILL_RUN["checkpointing_period"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, "the workflow finished before it could be killed"
         done = {int(p.name.split("-")[1]) for p in (run / "train").glob("checkpoint-*") if not p.name.endswith(".tmp")}
-        evaluated = {int(p.stem.split("-")[1]) for p in (run / "eval").glob("checkpoint-*.json")}
-        if evaluated and max(done, default=0) < 6 and (run / "logs" / "train" / f"checkpoint-{max(done) + 2}.log").is_file():
-            return
-        time.sleep(0.2)
-    raise AssertionError("no training job started in time")
+        evaluated = list((run / "eval").glob("checkpoint-*.json"))
+        step = max(done, default=0) + period
+        if evaluated and step <= KILL_RUN["max_steps"]:
+            if 0 < _trained_steps(run / "logs" / "train" / f"checkpoint-{step}.log", step) < period:
+                os.killpg(process.pid, signal.SIGKILL)
+                return step
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError("no training job was caught in the middle of its period")
 
 
 def _files_and_mtimes(run: Path) -> dict[str, int]:
@@ -78,46 +126,91 @@ def _files_and_mtimes(run: Path) -> dict[str, int]:
             for p in [*run.glob("train/checkpoint-*/*.*"), *run.glob("eval/*.json")] if ".tmp" not in str(p)}
 
 
-def test_killed_mid_training_resumes_exactly_and_keeps_finished_work(finished_run, tmp_path):
-    """SIGKILL the whole workflow while a training job runs, re-run it: finished checkpoints
-    and evaluations are neither deleted nor redone, and the final weights are bitwise those
-    of the uninterrupted run. Then a silently damaged checkpoint is skipped on resume."""
-    _, reference = finished_run
-    config_file = write_config(tmp_path / "kill.yaml", tmp_path / "results", train={"checkpoints_total_limit": None})
+def _train_straight(run: Path, out: Path) -> Path:
+    """One training job from scratch to max_steps: the workflow's own last job, launched the
+    way its rule launches it, without the checkpoint it resumed from."""
+    last = KILL_RUN["max_steps"]
+    job = json.loads((run / "config" / "train" / f"checkpoint-{last}.json").read_text())
+    del job["inputs"]["resume_from"]
+    job["outputs"]["checkpoint_out"] = str(out / f"checkpoint-{last}")
+    run_file = out / "straight.json"
+    out.mkdir(parents=True)
+    run_file.write_text(json.dumps(job))
+    threads = json.loads((run / "train" / f"checkpoint-{last}" / "trainer_state.json").read_text())["torch_threads"]
+    command = train_command(job["config"]["hardware"], f"--run-config {run_file}", threads)
+    subprocess.run(command, shell=True, check=True, cwd=REPO, env=ENV, capture_output=True)
+    return out / f"checkpoint-{last}"
+
+
+def _same_state(resumed: object, straight: object) -> bool:
+    """Exact equality of (nested) training states: tensors bit for bit, everything else by value."""
+    if isinstance(resumed, torch.Tensor):
+        return isinstance(straight, torch.Tensor) and resumed.dtype == straight.dtype and torch.equal(resumed, straight)
+    if isinstance(resumed, dict):
+        return isinstance(straight, dict) and resumed.keys() == straight.keys() and all(
+            _same_state(resumed[key], straight[key]) for key in resumed)
+    if isinstance(resumed, (list, tuple)):
+        return type(resumed) is type(straight) and len(resumed) == len(straight) and all(
+            _same_state(a, b) for a, b in zip(resumed, straight, strict=True))
+    return resumed == straight
+
+
+def assert_trained_alike(resumed: Path, straight: Path) -> None:
+    """Weights, EMA weights, optimizer, schedule and EMA state, and the step, all equal."""
+    for name in (CheckpointFile.WEIGHTS, CheckpointFile.EMA_WEIGHTS):
+        assert (resumed / name).read_bytes() == (straight / name).read_bytes(), name
+    for name in (CheckpointFile.OPTIMIZER, CheckpointFile.SCHEDULER, CheckpointFile.EMA_STATE):
+        assert _same_state(torch.load(resumed / name, weights_only=True), torch.load(straight / name, weights_only=True)), name
+    states = [json.loads((folder / CheckpointFile.TRAINER_STATE).read_text()) for folder in (resumed, straight)]
+    assert [{key: state[key] for key in ("step", "samples_seen", "torch_threads")} for state in states].count(
+        {key: states[1][key] for key in ("step", "samples_seen", "torch_threads")}) == 2
+
+
+def test_killed_mid_training_resumes_exactly_and_keeps_finished_work(tmp_path):
+    """SIGKILL the whole workflow in the middle of a training period and re-run it: finished
+    checkpoints and evaluations are neither deleted nor redone, and the final checkpoint
+    (weights, EMA, optimizer, schedule) is bitwise that of one job trained straight to the
+    end. Then a silently damaged checkpoint is skipped on resume."""
+    config_file = write_config(tmp_path / "kill.yaml", tmp_path / "results", train=KILL_RUN)
     run = tmp_path / "results" / "e2e"
     process = subprocess.Popen([*SNAKEMAKE, "--configfile", str(config_file)], cwd=REPO, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _wait_for_training_job(run, process)
-        time.sleep(1.0)  # into the job: launcher and trainer started
+        killed_step = _kill_mid_period(run, process)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+    log = run / "logs" / "train" / f"checkpoint-{killed_step}.log"
+    assert not (run / "train" / f"checkpoint-{killed_step}").exists(), "the kill landed after the period ended"
+    assert "checkpoint written" not in log.read_text()
+    assert 0 < _trained_steps(log, killed_step) < KILL_RUN["checkpointing_period"]
     before = _files_and_mtimes(run)
     assert before, "nothing had finished before the kill"
     snakemake(config_file, "--unlock")
     snakemake(config_file)
     after = _files_and_mtimes(run)
     assert {name: after.get(name) for name in before} == before  # nothing finished was deleted or redone
-    final = "train/checkpoint-6/model.safetensors"
-    assert (run / final).read_bytes() == (reference / final).read_bytes()
+    last = run / "train" / f"checkpoint-{KILL_RUN['max_steps']}"
+    straight = _train_straight(run, tmp_path / "straight")
+    assert_trained_alike(last, straight)
 
     # A checkpoint damaged after it was written (same mtime, so Snakemake cannot tell) is
-    # named and skipped: checkpoint-6, deleted with its evaluation and the report (Snakemake
+    # named and skipped: the last one, deleted with its evaluation and the report (Snakemake
     # leaves missing intermediates alone while what they fed is up to date), is retrained
-    # from checkpoint-2, to the same bits.
-    damaged = run / "train" / "checkpoint-4" / "model.safetensors"
+    # from the one before the damaged one, to the same bits.
+    damaged = run / "train" / "checkpoint-60" / "model.safetensors"
     stat, folder_stat = damaged.stat(), damaged.parent.stat()
     damaged.write_bytes(damaged.read_bytes()[:-100])
     os.utime(damaged, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     os.utime(damaged.parent, ns=(folder_stat.st_atime_ns, folder_stat.st_mtime_ns))
-    shutil.rmtree(run / "train" / "checkpoint-6")
-    (run / "eval" / "checkpoint-6.json").unlink()
+    evaluation = (run / "eval" / f"{last.name}.json").read_bytes()
+    shutil.rmtree(last)
+    (run / "eval" / f"{last.name}.json").unlink()
     shutil.rmtree(run / "report")
     snakemake(config_file)
-    log = (run / "logs" / "train" / "checkpoint-6.log").read_text()
-    assert "cannot resume from checkpoint-4" in log and "model.safetensors does not match its checksum" in log
-    assert (run / final).read_bytes() == (reference / final).read_bytes()
+    log = (run / "logs" / "train" / f"{last.name}.log").read_text()
+    assert "cannot resume from checkpoint-60" in log and "model.safetensors does not match its checksum" in log
+    assert_trained_alike(last, straight)
+    assert (run / "eval" / f"{last.name}.json").read_bytes() == evaluation  # every episode's outcome, again
 
 
 def test_each_checkpoint_carries_its_config_and_the_rdtflow_version(finished_run, tmp_path):
@@ -178,5 +271,7 @@ def test_every_printed_command_is_short_and_the_plan_waits_for_the_instructions(
     commands = [line.removeprefix("Shell command: ") for line in output.splitlines()
                 if line.startswith("Shell command: ") and line != "Shell command: None"]
     assert len(commands) == 18 and max(map(len, commands)) < 300, max(commands, key=len)  # 10 stages, 2 x 4 steps
+    assert "rdtflow eval --run-config results/default/config/eval/checkpoint-250.json" in [
+        command.split(" >")[0] for command in commands]  # the README's example
     plan = output.split("rule plan:")[1].split("\n\n")[0]
     assert "results/default/lang/embeddings.safetensors" in plan

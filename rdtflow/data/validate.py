@@ -124,6 +124,23 @@ def _check_integer_range(key: str, dataset: h5py.Dataset) -> None:
         )
 
 
+def _check_float_range(key: str, dataset: h5py.Dataset) -> None:
+    """float64 values beyond float32's range would be read as Inf; reject them as inf_values
+    with the value itself, which the Inf they would become no longer shows."""
+    if dataset.dtype.kind != "f" or dataset.dtype.itemsize <= 4 or dataset.size == 0:
+        return
+    values = dataset[()]
+    beyond = np.abs(values) > np.finfo(np.float32).max  # also the file's own Inf, which float32 keeps
+    if beyond.any():
+        step, column = np.argwhere(beyond)[0]
+        raise Rejected(
+            "inf_values",
+            f"'{key}' ({dataset.dtype}) holds {values[step, column]:.3g} at step {step} column {column}, beyond the "
+            f"+-{np.finfo(np.float32).max:.3g} of float32, which rdtflow reads it as (it would become Inf); "
+            "fix or drop the recording",
+        )
+
+
 def _check_lengths(step_counts: dict[str, int]) -> int:
     """Action, state and every camera must have one entry per step; returns the step count."""
     if len(set(step_counts.values())) > 1:
@@ -196,6 +213,7 @@ def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
     for key, dataset in state_datasets.items():
         _check_state_dataset(key, dataset, data_cfg["state_names"])
         _check_integer_range(key, dataset)
+        _check_float_range(key, dataset)
     step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])

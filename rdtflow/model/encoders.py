@@ -6,7 +6,7 @@ default builds small models of the same two architectures, saves them with
 the real code path and nothing is ever downloaded.
 
 The vision tower is frozen, as in RDT: its SigLIP features are general enough and freezing
-it keeps fine-tuning memory and time down (model.train_vision overrides this).
+it keeps fine-tuning memory and time down.
 """
 
 from __future__ import annotations

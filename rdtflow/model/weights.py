@@ -9,6 +9,8 @@ the file runs); rdtflow writes only safetensors.
 
 from __future__ import annotations
 
+import pickle
+import re
 import shutil
 from pathlib import Path
 
@@ -30,7 +32,16 @@ def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     if (folder / CheckpointFile.WEIGHTS).is_file():
         return load_file(str(folder / CheckpointFile.WEIGHTS))
     if (folder / CheckpointFile.UPSTREAM_WEIGHTS).is_file():
-        return torch.load(folder / CheckpointFile.UPSTREAM_WEIGHTS, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(folder / CheckpointFile.UPSTREAM_WEIGHTS, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            found = re.search(r"GLOBAL (\S+)", str(error))  # torch names the first object it refused
+            reason = f"it refers to {found[1]}" if found else "it is not a plain tensor file"
+            raise BadCheckpoint(
+                f"{folder / CheckpointFile.UPSTREAM_WEIGHTS} holds objects other than tensors, which could run code if "
+                f"unpickled, so it was not ({reason}); convert it to {CheckpointFile.WEIGHTS} where you trust its "
+                "origin, or use the publisher's original file"
+            ) from None
     raise MissingFile(f"{folder}: no {CheckpointFile.WEIGHTS} or {CheckpointFile.UPSTREAM_WEIGHTS}; point "
                       "model.pretrained at an RDT checkpoint folder")
 

@@ -3,9 +3,10 @@
 `h200_rdt1b_memory.jsonl` (copied from the project's reference measurements) holds the peak
 allocated memory of real RDT-1B fine-tune steps at several micro-batches, with the
 transformer's weights and AdamW state in bf16 (`bf16-params`, as RDT's trainer does) or in
-fp32 under bf16 autocast (`fp32-master`). A straight line per mode fits them to within
-0.3 GiB: about 7.9 GiB + 0.97 GiB per sample in bf16. The model splits that line into
-parts that scale with the model:
+fp32 under bf16 autocast (`fp32-master`). A straight line per mode fits them to within 0.6%
+(0.9% for a row left out of the fit): about 7.9 GiB + 0.97 GiB per sample in bf16. The model
+splits that line into parts that scale with the model (an assumption: only RDT-1B was
+measured):
 
 - static: weights, gradients and optimizer state, proportional to the parameter count, plus
   the frozen vision tower's weights when it runs in the training loop;
@@ -13,12 +14,13 @@ parts that scale with the model:
   count half (each block cross-attends to either the language or the image tokens);
 - gradient accumulation: one more copy of the gradients, held between micro-batches
   (measured: 4x8 and 16x2 need 2.3 GiB more than 4x1 and 16x1);
-- DDP: gradient buckets, about one more copy of the gradients.
+- DDP: gradient buckets, about one more copy of the gradients (not measured here).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,10 +52,10 @@ def measurements() -> tuple[dict, ...]:
     return tuple(row for row in rows if row["ok"])
 
 
-@lru_cache(maxsize=None)
-def calibration(mode: str) -> Calibration:
-    """Least-squares line through the single-process, no-accumulation, vision-in-loop rows."""
-    usable = [r for r in measurements() if r["mode"] == mode and r["accum"] == 1 and r["vision"]]
+def fit_calibration(rows: Iterable[dict]) -> Calibration:
+    """Least-squares line through the single-process, no-accumulation, vision-in-loop rows of
+    one mode; the other rows (accumulation, no tower) are what the parts on top predict."""
+    usable = [r for r in rows if r["accum"] == 1 and r["vision"]]
     batches = np.array([r["batch"] for r in usable], dtype=float)
     peaks = np.array([r["peak_alloc_gib"] for r in usable])
     slope, intercept = np.polyfit(batches, peaks, 1)
@@ -63,6 +65,12 @@ def calibration(mode: str) -> Calibration:
         activation_gib_per_unit=slope / REFERENCE_ACTIVATION_SCALE,
         rows=len(usable),
     )
+
+
+@lru_cache(maxsize=None)
+def calibration(mode: str) -> Calibration:
+    """The fit through every measurement of `mode`."""
+    return fit_calibration(r for r in measurements() if r["mode"] == mode)
 
 
 @dataclass(frozen=True)
@@ -104,11 +112,13 @@ class MemoryEstimate:
 
 
 def estimate_peak(
-    footprint: ModelFootprint, micro_batch: int, accumulation: int, processes: int, param_dtype: str
+    footprint: ModelFootprint, micro_batch: int, accumulation: int, processes: int, param_dtype: str,
+    fit: Calibration | None = None,
 ) -> MemoryEstimate:
-    """Estimated peak allocated GiB on one device for one training step."""
+    """Estimated peak allocated GiB on one device for one training step, from `fit` (default:
+    the calibration on every measurement of the dtype's mode)."""
     mode = MODE_OF_DTYPE[param_dtype]
-    fit = calibration(mode)
+    fit = fit or calibration(mode)
     gradient_gib = footprint.params * GRADIENT_BYTES[mode] / GIB
     return MemoryEstimate(
         static_gib=footprint.params * fit.static_bytes_per_param / GIB,

@@ -131,13 +131,13 @@ def _launched(plan: TrainingPlan, plan_path: Path, hardware: dict) -> tuple[Batc
     return layout, accelerator
 
 
-def _optimization(config: dict, rdt_config: RDTConfig, accelerator: Accelerator, vision: VisionEncoder,
-                  resume_from: Path | None, pretrained_dir: Path | None) -> tuple[Optimization, int]:
+def _optimization(config: dict, rdt_config: RDTConfig, accelerator: Accelerator, resume_from: Path | None,
+                  pretrained_dir: Path | None) -> tuple[Optimization, int]:
     """The model, its optimizer, schedule and EMA, prepared for the processes; and the step of
     the checkpoint they resume from (0 from scratch or from pretrained weights)."""
-    train, train_vision = config["train"], config["model"]["train_vision"]
+    train = config["train"]
     policy = build_policy(rdt_config, config["seed"], config["hardware"]["param_dtype"], resume_from, pretrained_dir)
-    parameters = list(policy.parameters()) + (list(vision.tower.parameters()) if train_vision else [])
+    parameters = list(policy.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=train["learning_rate"], weight_decay=train["weight_decay"])
     scheduler = get_scheduler(
         train["lr_scheduler"], optimizer, num_warmup_steps=train["lr_warmup_steps"], num_training_steps=train["max_steps"]
@@ -181,12 +181,11 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
     manifest = pd.read_parquet(manifest_path)
     vision = VisionEncoder.load(vision_dir)
     inputs = PolicyInputs.create(stats, load_language_table(language_path), vision, config["data"]["control_frequency"])
-    train_vision = config["model"]["train_vision"]
-    vision.tower.to(accelerator.device).requires_grad_(train_vision).train(train_vision)
+    vision.tower.to(accelerator.device).requires_grad_(False).eval()  # frozen, as in RDT
 
     # The model and its optimizer, at the step of the checkpoint resumed from.
     optimization, start_step = _optimization(config, RDTConfig.from_dict(plan.rdt_config, Path(plan_path)), accelerator,
-                                             vision, resume_from, pretrained_dir)
+                                             resume_from, pretrained_dir)
     if start_step >= until_step:
         raise RdtflowError(f"checkpoint {resume_from} is at step {start_step}, already at or past step {until_step}")
     samples, order, collated = _sample_stream(config, manifest, features_path, layout, start_step, until_step,
@@ -219,7 +218,8 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
         samples_seen = until_step * layout.effective_batch
         state = {"step": until_step, "samples_seen": samples_seen, "epoch": order.epoch(samples_seen),
                  "effective_batch": layout.effective_batch, "layout": asdict(layout),
-                 "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device)}
+                 "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device),
+                 "torch_threads": torch.get_num_threads()}
         save_checkpoint(Path(checkpoint_out), unwrapped, optimization.optimizer, optimization.scheduler,
                         optimization.ema, stats, state, pd.DataFrame(log_rows), config)
     accelerator.wait_for_everyone()

@@ -111,6 +111,7 @@ def test_instruction_from_attribute(tmp_path: Path) -> None:
 
 def test_unified_vector_places_columns_at_their_slots() -> None:
     indices = unified_indices(["right_eef_pos_x", "right_eef_pos_y", "right_gripper_open"])
+    assert indices.tolist() == [30, 31, 10]  # RDT's slots for the built-in task's columns
     values = np.arange(6, dtype=np.float32).reshape(2, 3) + 1
     unified = to_unified(values, indices)
     assert unified.shape == (2, STATE_DIM) and unified.dtype == np.float32

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.helpers.episodes import (
 )
 
 BAD_SEED = 99
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_validation(demo_dir: Path, data_cfg: dict) -> tuple[pd.DataFrame, dict]:
@@ -184,6 +186,27 @@ def external_link(path: Path, target: Path | None = None) -> Path:
     return path
 
 
+def external_storage(path: Path) -> Path:
+    """The action's raw bytes live in a file outside the demo folder (HDF5 external storage)."""
+    action = synthetic_trajectory(20, 3, BAD_SEED)[0].astype("<f4")
+    raw = path.parent.parent / "elsewhere" / f"{path.stem}_action.raw"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_bytes(action.tobytes())
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        del h5["/action"]
+        h5.create_dataset("action", shape=action.shape, dtype="<f4", external=[(str(raw), 0, action.nbytes)])
+    return path
+
+
+def float64_beyond_float32(path: Path) -> Path:
+    action = synthetic_trajectory(20, 3, BAD_SEED)[0].astype(np.float64)
+    action[5, 1] = 1e300
+    write_bad(path)
+    rewrite(path, "/action", action)
+    return path
+
+
 def virtual_dataset(path: Path) -> Path:
     """The action is a virtual dataset whose source is a file outside the demo folder."""
     source = outside_file(path)
@@ -213,6 +236,7 @@ CASES = [
     (with_integers(np.array([2**40], np.int64)), "integer_overflow", "'/action' (int64) holds 1099511627776"),
     (with_value(np.nan), "nan_values", "first at step 5 column 1 (right_eef_pos_y)"),
     (with_value(np.inf), "inf_values", "first at step 5 column 1"),
+    (float64_beyond_float32, "inf_values", "'/action' (float64) holds 1e+300 at step 5 column 1, beyond the +-3.4e+38"),
     (zero_steps, "zero_steps", "0 steps"),
     (too_short, "too_short", "8 steps"),
     (never_moves, "never_moves", "data.moving_threshold=0.001"),
@@ -222,8 +246,15 @@ CASES = [
     (missing_instruction, "missing_instruction", "other_task/instruction.json"),
     (external_link, "external_link", "outside the demo folder"),
     (virtual_dataset, "virtual_dataset", "outside the demo folder"),
+    (external_storage, "external_storage", "outside the demo folder"),
 ]
 CASE_IDS = [case[0].__name__ for case in CASES]
+
+
+def test_every_documented_reason_has_a_case() -> None:
+    table = (REPO / "docs" / "formats.md").read_text().split("| reason | the file |")[1].split("\n\n")[0]
+    documented = {reason for line in table.splitlines()[2:] for reason in re.findall(r"`(\w+)`", line.split("|")[1])}
+    assert documented == {reason for _, reason, _ in CASES}
 
 
 @pytest.mark.parametrize(("write_broken", "reason", "detail"), CASES, ids=CASE_IDS)

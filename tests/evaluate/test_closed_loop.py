@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from rdtflow.config import validate_config
+from rdtflow.data.episode import read_attributes, read_trajectory
 from rdtflow.evaluate.closed_loop import run_closed_loop
 from rdtflow.evaluate.policies import MeanTrajectoryPolicy, Observations
+from rdtflow.evaluate.run import closed_loop_outcomes, evaluate_baseline, held_out_episodes
+from rdtflow.sim.demos import load_reset
 from rdtflow.sim.expert import expert_actions
 from rdtflow.sim.pick_place import PickPlaceBatch, TaskSettings, sample_reset
 
@@ -17,8 +25,8 @@ class ExpertChunks:
 
     name = "oracle"
 
-    def __init__(self, resets):
-        self.scenes = PickPlaceBatch.from_resets(SETTINGS, resets)
+    def __init__(self, resets, settings: TaskSettings = SETTINGS):
+        self.scenes = PickPlaceBatch.from_resets(settings, resets)
         self.rng = np.random.default_rng(0)
         self.calls = 0
 
@@ -84,3 +92,38 @@ def test_mean_trajectory_baseline_averages_time_aligned_actions_and_holds_the_la
     chunk = baseline(observations)
     np.testing.assert_allclose(chunk[0, :, 0], [1.0, 2.0, 2.5])
     np.testing.assert_allclose(chunk[1, :, 0], [2.5, 2.5, 2.5])
+
+
+def _prepared_run(prepared_data):
+    """The prepared run's config (executing whole 4-step chunks, as the oracle plans them) and held-out episodes."""
+    config = validate_config(json.loads((prepared_data / "config.json").read_text()))
+    config["eval"]["execute_horizon"] = 4
+    return config, held_out_episodes(prepared_data / "equivalence" / "data" / "index.parquet")
+
+
+def test_evaluation_re_simulates_each_held_out_episode_from_its_recorded_initial_state(prepared_data):
+    config, episodes = _prepared_run(prepared_data)
+    settings = TaskSettings.from_config(config["demos"]["sim"])
+    recorded = [load_reset(read_attributes(Path(path))) for path in episodes["path"]]
+    assert len(recorded) == 2 and all(o["success"] for o in closed_loop_outcomes(config, ExpertChunks(recorded, settings),
+                                                                                  episodes))
+    others = resets(2)  # the oracle fails where it plans for other layouts than the simulated ones
+    assert not any(o["success"] for o in closed_loop_outcomes(config, ExpertChunks(others, settings), episodes))
+
+
+def test_the_baseline_is_fitted_on_the_training_episodes_only(prepared_data, tmp_path, monkeypatch):
+    config, _ = _prepared_run(prepared_data)
+    data = prepared_data / "equivalence" / "data"
+    fitted_on = []
+    fit = MeanTrajectoryPolicy.fit.__func__
+
+    def recording_fit(cls, trajectories, horizon):
+        fitted_on.extend(trajectories)
+        return fit(cls, trajectories, horizon)
+
+    monkeypatch.setattr(MeanTrajectoryPolicy, "fit", classmethod(recording_fit))
+    evaluate_baseline(config, data / "index.parquet", data / "stats.json", tmp_path / "baseline.json")
+    index = pd.read_parquet(data / "index.parquet")
+    training = [read_trajectory(Path(path), config["data"])[0] for path in index.loc[index["split"] == "train", "path"]]
+    assert len(fitted_on) == len(training) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(fitted_on, training, strict=True))

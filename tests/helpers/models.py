@@ -1,4 +1,4 @@
-"""A tiny RDT config and batch, and RDT checkpoints as upstream writes them."""
+"""A tiny RDT config and batch, and checkpoints as upstream and as rdtflow write them."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import torch
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 
 from rdtflow.model.policy import ARCHITECTURE_FIELDS, RDTConfig, RDTPolicy, TransformerConfig
 from rdtflow.paths import CheckpointFile
+from rdtflow.train.checkpoint import save_checkpoint
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REFERENCE = FIXTURES / "rdt1b_state_dict.json"
@@ -52,3 +56,15 @@ def official_folder(tmp_path, policy: RDTPolicy):
     tensors = {name: (t.to(torch.bfloat16) if name.startswith("model.") else t) for name, t in policy.state_dict().items()}
     torch.save(tensors, folder / CheckpointFile.UPSTREAM_WEIGHTS)
     return folder
+
+
+def write_checkpoint(folder: Path, step: int, ema: EMAModel | None = None, policy: RDTPolicy | None = None) -> Path:
+    """`folder/checkpoint-{step}` as a training job writes it, of a tiny policy."""
+    torch.manual_seed(step)
+    policy = policy or RDTPolicy(TINY)
+    optimizer = torch.optim.AdamW(policy.parameters())
+    scheduler = get_scheduler("constant", optimizer)
+    out = folder / f"checkpoint-{step}"
+    save_checkpoint(out, policy, optimizer, scheduler, ema, {"normalization": {"mode": "min_max"}},
+                    {"step": step}, pd.DataFrame({"step": [step]}), {"run": "x"})
+    return out

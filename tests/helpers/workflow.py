@@ -29,7 +29,7 @@ REDUCED = {
     "model": {**TINY_MODEL, "pred_horizon": 8, "precompute_image_features": True},
     "hardware": {"device": "cpu", "per_device_batch": 4},  # accumulation 2, derived
     "train": {"max_steps": 6, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1,
-              "checkpoints_total_limit": 2},
+              "checkpoints_total_limit": 2, "ema_decay": 0.9},
     "eval": {"execute_horizon": 4, "open_loop_stride": 8},
 }
 
@@ -82,6 +82,7 @@ def check_reduced_outputs(run: Path) -> None:
         assert 0.0 <= evaluation["success_rate"] <= 1.0 and evaluation["open_loop_mse"] > 0
         assert len(evaluation["episodes"]) == 4
     with_weights = [step for step in (2, 4, 6) if (run / "train" / f"checkpoint-{step}" / "model.safetensors").is_file()]
+    assert all((run / "train" / f"checkpoint-{step}" / "ema" / "model.safetensors").is_file() for step in with_weights)
     assert len(with_weights) == 2 and 6 in with_weights  # checkpoints_total_limit 2 keeps best and latest
     pruned = ({2, 4} - set(with_weights)).pop()
     assert (run / "train" / f"checkpoint-{pruned}" / "pruned.json").is_file()

@@ -24,6 +24,12 @@ def test_a_local_t5_loads_in_bf16_and_the_built_small_one_in_fp32():
     assert text_encoder_placement(encoders(text_device="cpu", text_dtype="fp32"), built_small=False)["dtype"] == torch.float32
 
 
+def test_without_a_gpu_the_text_encoder_runs_on_the_cpu_in_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert encoders()["text_device"] == "auto"
+    assert text_encoder_placement(encoders(), built_small=False) == {"dtype": torch.bfloat16}
+
+
 def test_a_gpu_budget_offloads_what_does_not_fit_to_cpu_memory():
     placement = text_encoder_placement(encoders(text_device="cuda", text_gpu_memory_gib=20), built_small=False)
     assert placement["device_map"] == "auto" and placement["max_memory"][0] == 20 * 2**30

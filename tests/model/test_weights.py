@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from rdtflow.config import validate_config
+from rdtflow.errors import BadCheckpoint
 from rdtflow.model.policy import RDTConfig, RDTPolicy
 from rdtflow.model.rdt import UnbiasedVarianceNorm
 from rdtflow.model.weights import WeightsMismatch, export_checkpoint, load_pretrained
@@ -47,15 +49,28 @@ def test_a_checkpoint_that_does_not_fit_names_the_tensor(tmp_path, damage, messa
         load_pretrained(folder)
 
 
-class NotATensor:
-    pass
+class WritesAFile:
+    """Unpickling this calls open(path, "w"): code that runs, with a trace left behind."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return open, (str(self.path), "w")
 
 
 def test_pickled_code_is_never_run(tmp_path):
     folder = official_folder(tmp_path, RDTPolicy(TINY))
-    torch.save({"payload": NotATensor()}, folder / CheckpointFile.UPSTREAM_WEIGHTS)
-    with pytest.raises(Exception, match="[Ww]eights only|weights_only|Unsupported global"):
+    ran_when_trusted = tmp_path / "ran-when-trusted"
+    torch.save({"payload": WritesAFile(ran_when_trusted)}, tmp_path / "trusted.bin")
+    torch.load(tmp_path / "trusted.bin", weights_only=False)
+    assert ran_when_trusted.is_file()  # the payload works when unpickled
+    ran = tmp_path / "ran"
+    torch.save({"payload": WritesAFile(ran)}, folder / CheckpointFile.UPSTREAM_WEIGHTS)
+    refused = r"pytorch_model.bin holds objects other than tensors.*it refers to io.open\); convert it"
+    with pytest.raises(BadCheckpoint, match=refused):
         load_pretrained(folder)
+    assert not ran.exists()
 
 
 def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
@@ -73,6 +88,7 @@ def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
     save_checkpoint(checkpoint, policy, optimizer, scheduler, ema, {"state_names": []}, {"step": 3}, pd.DataFrame(),
                     {"run": "x"})
     exported = export_checkpoint(checkpoint, tmp_path / "export")
+    assert json.loads((exported / "stats.json").read_text()) == {"state_names": []}
     written = json.loads((exported / "config.json").read_text())
     assert written["img_pos_embed_config"] == TINY.img_pos_embed_config
     assert written["rdt"]["norm"] == "rms"  # recorded, so that loading it back is unambiguous
@@ -120,7 +136,8 @@ def test_the_published_rdt1b_config_plans_and_loads_through_model_pretrained(tmp
         policy = policy_for(config)
     assert policy.config.rdt.norm == "timm-1.0.3" and isinstance(policy.model.final_layer.norm_final, UnbiasedVarianceNorm)
     assert {name: list(t.shape) for name, t in policy.state_dict().items()} == {n: list(t.shape) for n, t in published.items()}
-    assert policy.model.x_pos_embed.dtype == torch.bfloat16  # the profile's bf16 transformer, as upstream trains
+    # the profile's bf16 transformer and fp32 adaptors, tensor for tensor as upstream trains and publishes them
+    assert {name: t.dtype for name, t in policy.state_dict().items()} == {n: t.dtype for n, t in published.items()}
 
 
 def test_another_position_embedding_type_is_another_architecture(tmp_path):

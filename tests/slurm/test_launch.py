@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from snakemake_executor_plugin_slurm.submit_string import get_submit_command
@@ -44,14 +45,16 @@ def test_two_nodes_start_one_launcher_per_node_with_rank_and_address_from_slurm(
     command = train_command(load_profile("h100-80g-2x8"), ARGS)
     assert command.startswith("srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --overlap bash -c ")
     for flag in ("--multi_gpu --num_processes 16 --num_machines 2", '--machine_rank "$SLURM_PROCID"',
-                 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1', "--main_process_port"):
+                 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1',
+                 '--main_process_port "$((20000 + SLURM_JOB_ID % 10000))"'):  # one port per job
         assert flag in command
 
 
 def test_cpu_job_asks_for_no_gpu():
     line = sbatch_line("cpu")
     assert "gpu" not in line and "gres" not in line
-    assert "--nodes=1" in line and "--ntasks=1" in line and "--cpus-per-task=2" in line and "--mem 8192" in line
+    assert "--nodes=1" in line and "--ntasks=1" in line and "--mem 8192" in line
+    assert f"--cpus-per-task={os.cpu_count()}" in line  # cpu_threads auto: this machine's cores
 
 
 def test_gpu_job_asks_for_gpus_per_node_and_one_task_per_node():

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
-from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
 
 from rdtflow.model.policy import RDTPolicy
 from rdtflow.train import checkpoint as ckpt
@@ -17,20 +16,8 @@ from rdtflow.train.checkpoint import (
     checkpoint_problem,
     load_policy,
     resumable_checkpoint,
-    save_checkpoint,
 )
-from tests.helpers.models import TINY
-
-
-def write_checkpoint(folder: Path, step: int) -> Path:
-    torch.manual_seed(step)
-    policy = RDTPolicy(TINY)
-    optimizer = torch.optim.AdamW(policy.parameters())
-    scheduler = get_scheduler("constant", optimizer)
-    out = folder / f"checkpoint-{step}"
-    save_checkpoint(out, policy, optimizer, scheduler, None, {"normalization": {"mode": "min_max"}},
-                    {"step": step}, pd.DataFrame({"step": [step]}), {"run": "x"})
-    return out
+from tests.helpers.models import TINY, write_checkpoint
 
 
 def damage(path: Path, truncate: bool = False) -> None:
@@ -45,6 +32,24 @@ def test_an_intact_checkpoint_passes_and_a_damaged_one_is_named(tmp_path):
     assert "model.safetensors does not match its checksum" in checkpoint_problem(folder)
     with pytest.raises(CorruptCheckpoint, match="delete .*checkpoint-2 and re-run"):
         load_policy(folder)
+
+
+def test_evaluation_loads_the_ema_weights_when_the_run_kept_an_ema(tmp_path):
+    """The EMA holds another initialisation's weights, so EMA and live weights differ wherever
+    the two initialisations do (every weight matrix; biases start at 0, norms at 1)."""
+    torch.manual_seed(1)
+    ema = EMAModel(RDTPolicy(TINY).parameters(), decay=0.9)
+    torch.manual_seed(2)
+    policy = RDTPolicy(TINY)
+    loaded = load_policy(write_checkpoint(tmp_path, 2, ema=ema, policy=policy))[0].state_dict()
+    parameters = dict(policy.named_parameters())
+    differing = [name for (name, live), shadow in zip(parameters.items(), ema.shadow_params, strict=True)
+                 if not torch.equal(live, shadow)]
+    assert len(differing) >= 20
+    for name, shadow in zip(parameters, ema.shadow_params, strict=True):
+        torch.testing.assert_close(loaded[name], shadow, rtol=0, atol=0)
+    without_ema = write_checkpoint(tmp_path / "plain", 2, policy=policy)
+    torch.testing.assert_close(load_policy(without_ema)[0].state_dict(), policy.state_dict(), rtol=0, atol=0)
 
 
 def test_resume_skips_a_truncated_checkpoint_for_the_latest_intact_one(tmp_path, capsys):
@@ -63,6 +68,20 @@ def test_a_full_disk_stops_before_writing_anything(tmp_path, monkeypatch):
     with pytest.raises(DiskSpaceError, match=r"needs about 0\.\d\d GiB, 0\.00 GiB free"):
         write_checkpoint(tmp_path, 2)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_is_written_under_a_temporary_name_and_renamed_into_place(tmp_path, monkeypatch):
+    written_into = []
+    save = ckpt.torch.save
+
+    def recording_save(state, path):
+        written_into.append((Path(path).relative_to(tmp_path).parts[0], (tmp_path / "checkpoint-2").exists()))
+        save(state, path)
+
+    monkeypatch.setattr(ckpt.torch, "save", recording_save)
+    write_checkpoint(tmp_path, 2)
+    assert written_into and set(written_into) == {("checkpoint-2.tmp", False)}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint-2"] and checkpoint_problem(tmp_path / "checkpoint-2") is None
 
 
 def test_a_failed_write_leaves_no_staging_folder(tmp_path, monkeypatch):

@@ -50,6 +50,41 @@ def test_keeps_best_and_latest_and_deletes_the_rest(tmp_path):
     assert record == {"step": 500, "limit": 2, "pruned": [100, 300, 400], "kept": [200, 500]}
 
 
+@pytest.mark.parametrize(("limit", "survivors"), [
+    (3, [200, 400, 500]),  # the best (90%, not among the most recent), the latest, then the most recent
+    (4, [200, 300, 400, 500]),
+    (5, [100, 200, 300, 400, 500]),
+])
+def test_a_larger_limit_fills_up_with_the_most_recent(tmp_path, limit, survivors):
+    paths = fake_run(tmp_path)
+    retain(paths, limit)
+    assert [s for s in SUCCESS if (paths.checkpoint(s) / CheckpointFile.WEIGHTS).is_file()] == survivors
+
+
+def test_without_success_rates_the_lowest_open_loop_error_is_the_best(tmp_path):
+    """Data without a simulator has success_rate null: the best is then the lowest action error."""
+    paths = fake_run(tmp_path)
+    for step, mse in {100: 0.5, 200: 0.4, 300: 0.05, 400: 0.3, 500: 0.2}.items():
+        paths.evaluation(step).write_text(json.dumps({"step": step, "success_rate": None, "open_loop_mse": mse}))
+    assert retain(paths, 2) == [100, 200, 400]
+
+
+def test_the_paper_limit_of_30_keeps_the_best_of_50(tmp_path):
+    paths = RunPaths(tmp_path / "r")
+    steps = [2000 * k for k in range(1, 51)]
+    for step in steps:
+        (paths.checkpoint(step)).mkdir(parents=True)
+        (paths.checkpoint(step) / CheckpointFile.WEIGHTS).write_bytes(b"w")
+        paths.evaluation(step).parent.mkdir(parents=True, exist_ok=True)
+        success = 0.95 if step == 6000 else step / 200_000
+        paths.evaluation(step).write_text(json.dumps({"step": step, "success_rate": success, "open_loop_mse": 0.1}))
+    pruned = apply_retention(30, steps[-1], [paths.checkpoint(s) for s in steps], [paths.evaluation(s) for s in steps],
+                             paths.retention(steps[-1]))
+    kept = json.loads(paths.retention(steps[-1]).read_text())["kept"]
+    assert len(kept) == 30 and 6000 in kept and kept[1:] == steps[-29:]
+    assert pruned == [s for s in steps if s not in kept]
+
+
 def test_never_deletes_what_is_not_evaluated_yet(tmp_path):
     paths = fake_run(tmp_path, evaluated=(100, 200))
     assert retain(paths, 2) == [100]
