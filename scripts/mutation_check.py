@@ -178,7 +178,8 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, 
     if result.returncode == 0:
         return "survived", ""
     failed = re.search(r"^(?:FAILED|ERROR) (\S+)", result.stdout, re.MULTILINE)
-    return "killed", failed[1] if failed else f"pytest exit {result.returncode}"
+    why = re.search(r"^E +(.{0,100})", result.stdout, re.MULTILINE)  # the first line of the failed assertion
+    return "killed", (failed[1] if failed else f"pytest exit {result.returncode}") + (f"\n           {why[1]}" if why else "")
 
 
 def check(copy: Path, path: str, mutated: str, tests: tuple[str, ...], timeout: float) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 
 import pytest
@@ -13,3 +15,24 @@ from tests.helpers.training import prepare_data
 def prepared_data(tmp_path_factory) -> Path:
     """A run folder with every stage before the plan done (tests.helpers.training.BASE)."""
     return prepare_data(tmp_path_factory.mktemp("equivalence"))
+
+
+def _is_this_machine(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Nothing rdtflow runs may reach the network: a connection to anything but this machine
+    fails the test (processes started by a test get HF_HUB_OFFLINE=1, tests.helpers.workflow)."""
+    connect = socket.socket.connect
+
+    def local_only(self, address):
+        if isinstance(address, tuple) and not _is_this_machine(address[0]):  # (host, port): an internet socket
+            raise AssertionError(f"a test tried to connect to {address}: nothing may be downloaded")
+        return connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)

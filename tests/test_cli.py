@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 
 import pytest
@@ -107,3 +108,9 @@ def test_the_installed_command_reports_bugs_as_internal_errors():
     from importlib.metadata import entry_points
 
     assert entry_points(group="console_scripts")["rdtflow"].value == "rdtflow.cli:entry"
+
+
+def test_a_test_that_reaches_for_the_network_fails():
+    """tests/conftest.py's guard, which holds "nothing is downloaded" for every test."""
+    with pytest.raises(AssertionError, match="nothing may be downloaded"):
+        socket.create_connection(("198.51.100.7", 443), timeout=1)

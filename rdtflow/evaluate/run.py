@@ -88,10 +88,16 @@ def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: l
     }
 
 
-def evaluate(config: dict, policy: ChunkPolicy, error_units: Normalizer, step: int | None, index_path: Path,
+def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, index_path: Path,
              out_path: Path) -> dict:
     """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
-    from their initial states when a simulator exists; writes the JSON of docs/formats.md."""
+    from their initial states when a simulator exists; writes the JSON of docs/formats.md.
+
+    The error is in min/max units of the training actions (each column's range is [-1, 1]),
+    whatever the training normalisation, so that checkpoints, the baseline and runs in raw
+    or min/max units compare on one scale.
+    """
+    error_units = Normalizer.min_max(stats, "action")
     episodes = held_out_episodes(index_path)
     simulated = bool(config["demos"]["generate"])  # only the built-in task has a simulator
     outcomes = closed_loop_outcomes(config, policy, episodes) if simulated else [{}] * len(episodes)
@@ -144,7 +150,7 @@ def evaluate_checkpoint(config: dict, checkpoint_dir: Path, index_path: Path, la
     inputs = PolicyInputs.create(stats, load_language_table(language_path), vision, config["data"]["control_frequency"])
     step = json.loads((checkpoint_dir / CheckpointFile.TRAINER_STATE).read_text())["step"]
     diffusion = DiffusionPolicy(policy, inputs, torch.Generator().manual_seed(config["eval"]["seed"]), checkpoint_dir.name)
-    return evaluate(config, diffusion, Normalizer.min_max(stats, "action"), step, index_path, out_path)
+    return evaluate(config, diffusion, stats, step, index_path, out_path)
 
 
 def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path) -> dict:
@@ -154,4 +160,4 @@ def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path
     trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
     baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
     stats = json.loads(Path(stats_path).read_text())
-    return evaluate(config, baseline, Normalizer.min_max(stats, "action"), None, index_path, out_path)
+    return evaluate(config, baseline, stats, None, index_path, out_path)

@@ -15,6 +15,7 @@ from rdtflow.train.hardware import process_count
 # Host memory a cluster job asks for, per training process. A GPU process holds the model
 # while loading it and feeds its DataLoader workers; a CPU process trains in host memory.
 HOST_MEMORY_MB_PER_PROCESS = {"gpu": 32 * 1024, "cpu": 8 * 1024}
+TRAIN_PERIOD_MINUTES = 240  # one checkpoint period, first attempt
 
 # Every node runs this: machine 0 of the allocation hosts the rendezvous. The rank comes from
 # Slurm's task id and the address from the allocation's node list, so the same line works on
@@ -86,6 +87,13 @@ def cpus_per_node(hardware: dict) -> int:
     if hardware["cpu_threads"] == "auto":
         return os.cpu_count() or 1
     return hardware["processes_per_node"] * hardware["cpu_threads"]
+
+
+def train_runtime_minutes(attempt: int) -> int:
+    """Wall-clock minutes a training job asks for. A period that hits the limit is repeated from
+    its start (checkpoints are written only at period ends), so each retry gets that much
+    more. Clusters with other limits set `set-resources: train: runtime:` in a profile."""
+    return TRAIN_PERIOD_MINUTES * attempt
 
 
 def train_job_resources(hardware: dict) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from rdtflow.cli import main as rdtflow
@@ -25,12 +26,13 @@ AGILEX_DATA = validate_config({"run": "x", "data": {"preset": "agilex"}})["data"
 STILL_STEPS = 3
 
 
-def write_agilex_episodes(folder: Path, count: int, steps: int = 14) -> None:
+def write_agilex_episodes(folder: Path, count: int, steps: int = 14, scale: float = 1.0) -> None:
+    """`count` episodes of random joint motion; `scale` changes their units (e.g. 10: radians -> 0.1 rad)."""
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
     (folder / AGILEX_DATA["instruction"]["file"]).write_text(json.dumps({"instruction": ["fold the towel", "fold it"]}))
     for index in range(count):
-        qpos = np.cumsum(rng.normal(0, 0.05, (steps, 14)), axis=0).astype(np.float32)
+        qpos = (scale * np.cumsum(rng.normal(0, 0.05, (steps, 14)), axis=0)).astype(np.float32)
         qpos[:STILL_STEPS] = qpos[0]  # the robot idles before the demonstration starts
         frames = {camera: [rng.integers(0, 255, (24, 32, 3), dtype=np.uint8) for _ in range(steps)]
                   for camera in recorded_cameras(AGILEX_DATA["cameras"])}
@@ -79,3 +81,21 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     assert rdtflow(["report", "--config", str(config_file)]) == 0
     page = (run / "report" / "index.html").read_text()
     assert "no simulator: success rate not measured" in page and "MSE grippers" in page
+
+
+def test_open_loop_error_is_in_min_max_units_whatever_the_units_of_the_data(tmp_path):
+    """The same episodes in units 10x smaller: raw training units change 10x, the reported error
+    (of the blind baseline, which does not learn) stays the same."""
+    errors = {}
+    for scale in (1.0, 10.0):
+        folder = tmp_path / f"scale-{scale:g}"
+        write_agilex_episodes(folder / "demos", 6, scale=scale)
+        config = {"run": "agilex", "results_dir": str(folder / "results"), "split": {"held_out": 2},
+                  "demos": {"generate": False, "dir": str(folder / "demos")},
+                  "data": {"preset": "agilex", "min_episode_steps": 5}, "model": {"pred_horizon": 4}}
+        config_file = folder / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config))
+        for stage in ("validate", "split", "manifest", "baseline"):
+            assert rdtflow([stage, "--config", str(config_file)]) == 0
+        errors[scale] = json.loads((folder / "results" / "agilex" / "eval" / "baseline.json").read_text())["open_loop_mse"]
+    assert errors[10.0] == pytest.approx(errors[1.0], rel=1e-4) and errors[1.0] > 0

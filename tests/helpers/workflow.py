@@ -17,8 +17,9 @@ from tests.helpers.sizes import TINY_ENCODERS, TINY_MODEL
 REPO = Path(__file__).resolve().parents[2]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
 
-# Rules call the `rdtflow` and `accelerate` commands installed beside this Python.
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+# Rules call the `rdtflow` and `accelerate` commands installed beside this Python. Hugging
+# Face libraries offline: a stage that tried to download anything would fail its test.
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
 
 # Small enough to run in about a minute on two cores; same code path as the default.
 REDUCED = {
@@ -72,9 +73,13 @@ def check_reduced_outputs(run: Path) -> None:
     assert (run / "lang" / "embeddings.safetensors").is_file()
     plan = json.loads((run / "plan.json").read_text())
     assert plan["layout"] == {"micro_batch": 4, "accumulation": 2, "processes": 1, "nodes": 1}
+    assert plan["epochs"] == 6 * 8 / len(manifest) and f"epochs             {plan['epochs']:.2f} over" in (
+        run / "plan.txt").read_text()
+    assert plan["norm"].startswith("rms")  # model.norm auto, from scratch
     for step in (2, 4, 6):
         checkpoint = run / "train" / f"checkpoint-{step}"
         state = json.loads((checkpoint / "trainer_state.json").read_text())
+        assert json.loads((checkpoint / "config.json").read_text())["rdt"]["norm"] == "rms"
         assert state["step"] == step and state["effective_batch"] == 8
         assert len(pd.read_csv(checkpoint / "train_log.csv")) == 2  # two optimizer steps, four micro-batches
         evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())

@@ -9,7 +9,7 @@ from snakemake_executor_plugin_slurm.submit_string import get_submit_command
 from snakemake_executor_plugin_slurm.utils import set_gres_string
 
 from rdtflow.train.hardware import load_profile
-from rdtflow.train.launch import node_command, train_command, train_job_resources
+from rdtflow.train.launch import node_command, train_command, train_job_resources, train_runtime_minutes
 from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, write_config
 
 ARGS = "--config c.json --until-step 2"
@@ -48,6 +48,10 @@ def test_two_nodes_start_one_launcher_per_node_with_rank_and_address_from_slurm(
                  'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1',
                  '--main_process_port "$((20000 + SLURM_JOB_ID % 10000))"'):  # one port per job
         assert flag in command
+
+
+def test_each_retry_of_a_training_job_gets_another_240_minutes():
+    assert [train_runtime_minutes(attempt) for attempt in (1, 2, 3)] == [240, 480, 720]
 
 
 def test_cpu_job_asks_for_no_gpu():

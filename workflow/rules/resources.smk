@@ -3,12 +3,7 @@
 # (rdtflow/train/launch.py).
 import os
 
-from rdtflow.train.launch import train_command, train_job_resources
-
-# Wall-clock minutes of one checkpoint period, first attempt. A period that hits the limit is
-# repeated from its start (checkpoints are written only at period ends), so each retry gets
-# that much more. Clusters with other limits set `set-resources: train: runtime:` in a profile.
-TRAIN_PERIOD_MINUTES = 240
+from rdtflow.train.launch import train_command, train_job_resources, train_runtime_minutes
 
 TRAIN_RESOURCES = train_job_resources(config["hardware"])
 # eval.threads auto: all of this machine's cores, which Snakemake lowers to its --cores.
@@ -16,7 +11,7 @@ EVAL_THREADS = os.cpu_count() if config["eval"]["threads"] == "auto" else config
 
 
 def train_runtime(wildcards, attempt):
-    return TRAIN_PERIOD_MINUTES * attempt
+    return train_runtime_minutes(attempt)
 
 
 def train_shell_command(wildcards, threads):
