@@ -49,9 +49,6 @@ class MicroBatches(torch.utils.data.Sampler):
     def __init__(self, layout: BatchLayout, start: int, end: int, rank: int) -> None:
         self.layout, self.start, self.end, self.rank = layout, start, end, rank
 
-    def __len__(self) -> int:
-        return (self.end - self.start) * self.layout.accumulation
-
     def __iter__(self):
         for step in range(self.start, self.end):
             for micro_step in range(self.layout.accumulation):

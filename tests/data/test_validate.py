@@ -314,6 +314,20 @@ def test_external_data_whose_file_is_missing_is_rejected_even_when_allowed(
     assert rejection["reason"] == "virtual_dataset" and "which does not exist" in rejection["detail"]
 
 
+def test_the_limits_are_inclusive(demo_dir: Path, data_cfg: dict) -> None:
+    """data.min_episode_steps steps are enough; 2**24, the largest integer float32 holds with
+    all below it, is accepted, and one more is integer_overflow."""
+    write_synthetic_episode(demo_dir / "exactly_min.hdf5", n_steps=data_cfg["min_episode_steps"], seed=1)
+    for name, value in (("largest_exact", 2**24), ("one_more", 2**24 + 1)):
+        write_bad(demo_dir / f"{name}.hdf5")
+        action = np.zeros((20, 3), np.int64)
+        action[5, 1] = value
+        rewrite(demo_dir / f"{name}.hdf5", "/action", action)
+    validated, _ = run_validation(demo_dir, data_cfg)
+    reasons = validated.set_index("episode_id")["reason"].to_dict()
+    assert reasons == {"exactly_min": "", "largest_exact": "", "one_more": "integer_overflow"}
+
+
 def test_integers_that_float32_holds_are_accepted(demo_dir: Path, good_demos, data_cfg: dict) -> None:
     good_demos(1)
     path = write_bad(demo_dir / "encoder_ticks.hdf5")

@@ -81,7 +81,10 @@ def check_reduced_outputs(run: Path) -> None:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
         assert json.loads((checkpoint / "config.json").read_text())["rdt"]["norm"] == "rms"
         assert state["step"] == step and state["effective_batch"] == 8
-        assert len(pd.read_csv(checkpoint / "train_log.csv")) == 2  # two optimizer steps, four micro-batches
+        assert state["samples_seen"] == step * 8 and state["epoch"] == step * 8 / len(manifest)
+        log = pd.read_csv(checkpoint / "train_log.csv")
+        assert list(log["step"]) == [step - 1, step] and (log["samples_per_s"] > 0).all()  # 2 steps, 4 micro-batches
+        assert list(log["epoch"]) == [s * 8 / len(manifest) for s in log["step"]]
         evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())
         assert evaluation["step"] == step and evaluation["n_episodes"] == 4
         assert 0.0 <= evaluation["success_rate"] <= 1.0 and evaluation["open_loop_mse"] > 0

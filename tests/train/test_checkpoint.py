@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file
 
 from rdtflow.model.policy import RDTPolicy
+from rdtflow.paths import CheckpointFile as File
 from rdtflow.train import checkpoint as ckpt
 from rdtflow.train.checkpoint import (
     CorruptCheckpoint,
@@ -16,8 +20,9 @@ from rdtflow.train.checkpoint import (
     checkpoint_problem,
     load_policy,
     resumable_checkpoint,
+    save_checkpoint,
 )
-from tests.helpers.models import TINY, write_checkpoint
+from tests.helpers.models import TINY, tiny_batch, write_checkpoint
 
 
 def damage(path: Path, truncate: bool = False) -> None:
@@ -61,6 +66,26 @@ def test_resume_skips_a_truncated_checkpoint_for_the_latest_intact_one(tmp_path,
     damage(tmp_path / "checkpoint-2" / "model.safetensors")
     assert resumable_checkpoint(latest) is None
     assert "training from the start" in capsys.readouterr().err
+
+
+def test_the_disk_space_asked_for_counts_every_tensor_written(tmp_path, monkeypatch):
+    """Weights, EMA weights, optimizer and EMA state of a trained step, read back from the
+    files, plus the margin for headers and small files."""
+    asked = []
+    check = ckpt.ensure_disk_space
+    monkeypatch.setattr(ckpt, "ensure_disk_space", lambda folder, needed: (asked.append(needed), check(folder, needed)))
+    torch.manual_seed(0)
+    policy = RDTPolicy(TINY)
+    optimizer = torch.optim.AdamW(policy.parameters())
+    policy.compute_loss(tiny_batch()).backward()
+    optimizer.step()
+    ema = EMAModel(policy.parameters(), decay=0.9)
+    out = tmp_path / "checkpoint-1"
+    save_checkpoint(out, policy, optimizer, get_scheduler("constant", optimizer), ema, {}, {"step": 1}, pd.DataFrame(), {})
+    written = sum(ckpt._tensor_bytes(load_file(str(out / name))) for name in (File.WEIGHTS, File.EMA_WEIGHTS))
+    written += sum(ckpt._tensor_bytes(torch.load(out / name, weights_only=True))
+                   for name in (File.OPTIMIZER, File.SCHEDULER, File.EMA_STATE))
+    assert asked == [written + ckpt.DISK_MARGIN_BYTES]
 
 
 def test_a_full_disk_stops_before_writing_anything(tmp_path, monkeypatch):

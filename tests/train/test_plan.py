@@ -20,6 +20,7 @@ from rdtflow.config import ConfigError, validate_config
 from rdtflow.stages import stage_files
 from rdtflow.train.hardware import LayoutError, cpu_threads, load_profile, shipped_profiles
 from rdtflow.train.launch import accelerate_launch_args
+from rdtflow.train.layout import checkpoint_steps
 from rdtflow.train.memory import ModelFootprint, estimate_peak, fit_calibration, measurements
 from rdtflow.train.plan import StalePlan, read_plan, write_plan
 from tests.helpers import training
@@ -192,6 +193,11 @@ def test_warmup_with_a_constant_schedule_is_an_error_that_names_the_fix(warmup):
 def test_warmup_longer_than_the_run_is_an_error():
     with pytest.raises(ConfigError, match="lr_warmup_steps.*max_steps"):
         validate_config(paper(train__max_steps=4000))
+
+
+@pytest.mark.parametrize(("period", "steps"), [(250, [250, 500, 750, 1000]), (300, [300, 600, 900, 1000])])
+def test_a_checkpoint_every_period_and_at_the_last_step(period, steps):
+    assert checkpoint_steps({"checkpointing_period": period, "max_steps": 1000}) == steps
 
 
 def test_checkpoint_period_longer_than_the_run_is_an_error():
