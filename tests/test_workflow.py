@@ -161,9 +161,10 @@ def assert_trained_alike(resumed: Path, straight: Path) -> None:
         assert (resumed / name).read_bytes() == (straight / name).read_bytes(), name
     for name in (CheckpointFile.OPTIMIZER, CheckpointFile.SCHEDULER, CheckpointFile.EMA_STATE):
         assert _same_state(torch.load(resumed / name, weights_only=True), torch.load(straight / name, weights_only=True)), name
-    states = [json.loads((folder / CheckpointFile.TRAINER_STATE).read_text()) for folder in (resumed, straight)]
-    assert [{key: state[key] for key in ("step", "samples_seen", "torch_threads")} for state in states].count(
-        {key: states[1][key] for key in ("step", "samples_seen", "torch_threads")}) == 2
+    resumed_state, straight_state = (json.loads((folder / CheckpointFile.TRAINER_STATE).read_text())
+                                     for folder in (resumed, straight))
+    for key in ("step", "samples_seen", "torch_threads"):
+        assert resumed_state[key] == straight_state[key], key
 
 
 def test_killed_mid_training_resumes_exactly_and_keeps_finished_work(tmp_path):

@@ -106,39 +106,31 @@ def _check_state_dataset(key: str, dataset: h5py.Dataset, state_names: list[str]
         )
 
 
-def _check_integer_range(key: str, dataset: h5py.Dataset) -> None:
-    """Integer columns are read as float32, which would silently round values beyond 2**24. In a
-    recording such values are a fault, not a measurement: an unsigned reading that wrapped below
-    zero (-1 stored as uint32 is 4294967295) or a counter or timestamp stored as a joint. So they
-    are rejected as integer_overflow instead of being rounded into the statistics."""
-    if dataset.dtype.kind not in "iu" or dataset.size == 0:
+def _check_float32_range(key: str, dataset: h5py.Dataset) -> None:
+    """Every array is read as float32; values it cannot hold are rejected with the value itself,
+    which the rounded or infinite number would no longer show.
+
+    - Integers beyond 2**24 would be silently rounded. In a recording they are a fault, not a
+      measurement: an unsigned reading that wrapped below zero (-1 stored as uint32 is
+      4294967295), or a counter or timestamp stored as a joint (integer_overflow).
+    - float64 values beyond float32's range would become Inf (inf_values).
+    """
+    if dataset.dtype.kind in "iu":
+        limit, reason, text = FLOAT32_EXACT_INTEGER, "integer_overflow", "{}"
+        fix = "that float32 represents exactly (a wrapped unsigned value or a counter?); store the recording as float32"
+    elif dataset.dtype.kind == "f" and dataset.dtype.itemsize > 4:
+        limit, reason, text = float(np.finfo(np.float32).max), "inf_values", "{:.3g}"
+        fix = "of float32, which rdtflow reads it as (it would become Inf); fix or drop the recording"
+    else:
         return
-    too_large = np.abs(dataset[()].astype(np.float64)) > FLOAT32_EXACT_INTEGER
-    if too_large.any():
-        step, column = np.argwhere(too_large)[0]
-        raise Rejected(
-            "integer_overflow",
-            f"'{key}' ({dataset.dtype}) holds {dataset[step, column]} at step {step} column {column}, beyond the "
-            f"+-{FLOAT32_EXACT_INTEGER} that float32 represents exactly (a wrapped unsigned value or a counter?); "
-            "store the recording as float32",
-        )
-
-
-def _check_float_range(key: str, dataset: h5py.Dataset) -> None:
-    """float64 values beyond float32's range would be read as Inf; reject them as inf_values
-    with the value itself, which the Inf they would become no longer shows."""
-    if dataset.dtype.kind != "f" or dataset.dtype.itemsize <= 4 or dataset.size == 0:
+    if dataset.size == 0:
         return
     values = dataset[()]
-    beyond = np.abs(values) > np.finfo(np.float32).max  # also the file's own Inf, which float32 keeps
+    beyond = np.abs(values.astype(np.float64)) > limit  # also a float64 file's own Inf, which float32 keeps
     if beyond.any():
         step, column = np.argwhere(beyond)[0]
-        raise Rejected(
-            "inf_values",
-            f"'{key}' ({dataset.dtype}) holds {values[step, column]:.3g} at step {step} column {column}, beyond the "
-            f"+-{np.finfo(np.float32).max:.3g} of float32, which rdtflow reads it as (it would become Inf); "
-            "fix or drop the recording",
-        )
+        raise Rejected(reason, f"'{key}' ({dataset.dtype}) holds {text.format(values[step, column])} at step {step} "
+                               f"column {column}, beyond the +-{text.format(limit)} {fix}")
 
 
 def _check_lengths(step_counts: dict[str, int]) -> int:
@@ -212,8 +204,7 @@ def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
     cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), recorded_cameras(data_cfg["cameras"]))
     for key, dataset in state_datasets.items():
         _check_state_dataset(key, dataset, data_cfg["state_names"])
-        _check_integer_range(key, dataset)
-        _check_float_range(key, dataset)
+        _check_float32_range(key, dataset)
     step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])

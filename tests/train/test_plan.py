@@ -49,7 +49,7 @@ def test_plan_works_for_the_paper_config_on_every_profile(profile):
 def readme_layout_table() -> dict[str, str]:
     """The README's hardware table: profile -> its layout cell."""
     lines = (REPO / "README.md").read_text().split("| profile | layout for the paper's effective batch 256 |")[1].splitlines()
-    rows = [line for line in itertools.takewhile(lambda line: line.startswith("|"), lines[2:])]
+    rows = itertools.takewhile(lambda line: line.startswith("|"), lines[2:])
     return {re.search(r"`([\w-]+)`", row)[1]: row.split("|")[2] for row in rows}
 
 
@@ -62,8 +62,7 @@ def test_the_readme_hardware_table_is_what_the_plan_chooses():
     table = readme_layout_table()
     assert set(table) == set(PROFILES)
     for profile, cell in table.items():
-        paper_layout, *other_layouts = [tuple(map(int, match)) for match in re.findall(r"(\d+) x (\d+)(?: x (\d+))?", cell)
-                                        if all(match)] or [()]
+        paper_layout = next(tuple(map(int, match)) for match in re.findall(r"(\d+) x (\d+) x (\d+)", cell))  # the first
         assert layout_of(paper(hardware=profile)) == paper_layout, (profile, cell)
         assert ("auto:" in cell) == (load_profile(profile)["per_device_batch"] == "auto"), (profile, cell)
         assert ("two nodes" in cell) == (load_profile(profile)["nodes"] == 2), (profile, cell)

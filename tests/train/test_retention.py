@@ -14,9 +14,9 @@ from rdtflow.train.retention import apply_retention
 SUCCESS = {100: 0.2, 200: 0.9, 300: 0.5, 400: 0.6, 500: 0.7}
 
 
-def fake_run(tmp_path, evaluated=(100, 200, 300, 400, 500)):
+def fake_run(tmp_path, evaluated=(100, 200, 300, 400, 500), success_rates: dict[int, float] = SUCCESS):
     paths = RunPaths(tmp_path / "r")
-    for step, success in SUCCESS.items():
+    for step, success in success_rates.items():
         folder = paths.checkpoint(step)
         (folder / "state").mkdir(parents=True)
         (folder / CheckpointFile.WEIGHTS).write_bytes(b"w" * 100)
@@ -29,9 +29,9 @@ def fake_run(tmp_path, evaluated=(100, 200, 300, 400, 500)):
     return paths
 
 
-def retain(paths: RunPaths, limit: int | None, step: int = 500) -> list[int]:
+def retain(paths: RunPaths, limit: int | None, step: int = 500, checkpoint_steps=tuple(SUCCESS)) -> list[int]:
     """Retention once checkpoint `step` is evaluated, on the files its job declares."""
-    steps = [s for s in SUCCESS if s <= step]
+    steps = [s for s in checkpoint_steps if s <= step]
     return apply_retention(limit, step, [paths.checkpoint(s) for s in steps], [paths.evaluation(s) for s in steps],
                            paths.retention(step))
 
@@ -70,16 +70,9 @@ def test_without_success_rates_the_lowest_open_loop_error_is_the_best(tmp_path):
 
 
 def test_the_paper_limit_of_30_keeps_the_best_of_50(tmp_path):
-    paths = RunPaths(tmp_path / "r")
     steps = [2000 * k for k in range(1, 51)]
-    for step in steps:
-        (paths.checkpoint(step)).mkdir(parents=True)
-        (paths.checkpoint(step) / CheckpointFile.WEIGHTS).write_bytes(b"w")
-        paths.evaluation(step).parent.mkdir(parents=True, exist_ok=True)
-        success = 0.95 if step == 6000 else step / 200_000
-        paths.evaluation(step).write_text(json.dumps({"step": step, "success_rate": success, "open_loop_mse": 0.1}))
-    pruned = apply_retention(30, steps[-1], [paths.checkpoint(s) for s in steps], [paths.evaluation(s) for s in steps],
-                             paths.retention(steps[-1]))
+    paths = fake_run(tmp_path, steps, {step: 0.95 if step == 6000 else step / 200_000 for step in steps})
+    pruned = retain(paths, 30, steps[-1], steps)
     kept = json.loads(paths.retention(steps[-1]).read_text())["kept"]
     assert len(kept) == 30 and 6000 in kept and kept[1:] == steps[-29:]
     assert pruned == [s for s in steps if s not in kept]
