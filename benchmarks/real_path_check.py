@@ -38,7 +38,7 @@ from rdtflow.model.policy import RDTPolicy
 from rdtflow.model.rdt import UPSTREAM_NORM
 from rdtflow.model.shapes import KNOWN_VISION, encoder_shapes, policy_config
 from rdtflow.model.weights import load_pretrained
-from rdtflow.train.checkpoint import load_policy
+from rdtflow.train.checkpoint import load_checkpoint_weights
 from rdtflow.train.launch import train_command
 from rdtflow.train.memory import measurements
 
@@ -116,7 +116,7 @@ def steady_samples_per_s(log: pd.DataFrame, batch: int) -> float:
 
 
 def identical_after_export(checkpoint: Path, exported: Path, device: str) -> bool:
-    trained, _ = load_policy(checkpoint)
+    trained, _ = load_checkpoint_weights(checkpoint)
     reloaded = load_pretrained(exported).eval()
     generator = torch.Generator().manual_seed(0)
     shape = trained.config

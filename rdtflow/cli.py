@@ -35,13 +35,16 @@ class Job:
 
 
 def _demos(job: Job) -> None:
-    from rdtflow.sim.demos import generate_demos
-    from rdtflow.sim.pick_place import TaskSettings
+    from rdtflow.data.cameras import recorded_cameras
+    from rdtflow.sim.registry import demo_writer
 
-    demos = job.config["demos"]
+    demos, sim = job.config["demos"], job.config["sim"]
     out = Path(job.outputs["out_dir"])
-    completed = generate_demos(out, demos["n_episodes"], demos["seed"], TaskSettings.from_config(demos["sim"]))
-    print(f"wrote {demos['n_episodes']} episodes to {out} ({completed} completed by the expert)")
+    summary = demo_writer(sim)(out, demos["n_episodes"], demos["seed"], recorded_cameras(job.config["data"]["cameras"]),
+                               sim["options"], demos["workers"])
+    stages = ", ".join(f"{name} {rate:.0%}" for name, rate in summary["stage_rates"].items())
+    print(f"wrote {demos['n_episodes']} {sim['env']} episodes to {out} in {summary['seconds']:.0f} s; expert success "
+          f"{summary['expert_success_rate']:.1%}, held at the end {summary['expert_held_at_end_rate']:.1%} ({stages})")
 
 
 def _encoders(job: Job) -> None:
@@ -49,8 +52,8 @@ def _encoders(job: Job) -> None:
 
     encoders = job.config["encoders"]
     if encoders["vision_path"] is None:
-        build_small_vision_tower(Path(job.outputs["vision_dir"]), job.config["demos"]["sim"]["image_size"],
-                                 encoders["tiny_vision"], encoders["seed"])
+        tiny = dict(encoders["tiny_vision"])
+        build_small_vision_tower(Path(job.outputs["vision_dir"]), tiny.pop("image_size"), tiny, encoders["seed"])
     if encoders["text_path"] is None:
         build_small_text_encoder(Path(job.outputs["text_dir"]), encoders["tiny_text"], encoders["max_lang_tokens"],
                                  encoders["seed"])
@@ -106,7 +109,9 @@ def _train(job: Job) -> None:
 def _success_text(result: dict) -> str:
     if result["success_rate"] is None:
         return "no simulator, so no success rate"
-    return f"success {result['success_rate']:.1%}"
+    low, high = result["success_interval"]
+    return (f"success {result['success_rate']:.1%} [95% interval {low:.1%}-{high:.1%}], "
+            f"held at the end {result['held_at_end_rate']:.1%}")
 
 
 def _eval(job: Job) -> None:

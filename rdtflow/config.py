@@ -137,6 +137,18 @@ def _missing_folder(key: str, folder: str | Path, fix: str) -> ConfigError:
     return ConfigError(f"{key}: folder {Path(folder).resolve()} does not exist; {fix}")
 
 
+def _check_simulator(config: dict) -> None:
+    """sim.env must name a simulator that builds and keeps the observation contract (checked by
+    resetting one episode), and generated demos need one with a scripted expert."""
+    from rdtflow.data.cameras import recorded_cameras
+    from rdtflow.sim.registry import demo_writer, probe_env
+
+    if config["sim"]["env"] is not None:
+        probe_env(config["sim"], recorded_cameras(config["data"]["cameras"]))
+    if config["demos"]["generate"]:
+        demo_writer(config["sim"])
+
+
 def _check_demo_folder(config: dict) -> None:
     """The user's episode folder must exist when the demos are not generated."""
     from rdtflow.paths import demo_dir
@@ -215,9 +227,11 @@ CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
     (("train", "hardware"), _check_batch_layout),
 )
 
-# Checks of the folders the config names and of the number of episodes in them: they run at
-# workflow start, not in every stage, since `rdtflow plan` may run where the data is not.
+# Checks of the simulator, of the folders the config names and of the number of episodes in
+# them: they run at workflow start, not in every stage, since `rdtflow plan` may run where the
+# data (or the simulator's packages) are not.
 FILE_CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
+    (("demos", "sim", "data"), _check_simulator),
     (("demos",), _check_demo_folder),
     (("model",), _check_pretrained_folder),
     (("encoders",), _check_encoder_folders),

@@ -100,6 +100,10 @@ class RunPaths:
     def evaluation(self, step: int | str) -> Path:
         return self.root / "eval" / f"checkpoint-{step}.json"
 
+    def videos(self, step: int | str | None) -> Path:
+        """The rollout videos of checkpoint `step`'s evaluation, or of the baseline's (None)."""
+        return self.root / "eval" / "videos" / ("baseline" if step is None else f"checkpoint-{step}")
+
     def retention(self, step: int | str) -> Path:
         """What checkpoint retention did once checkpoint `step` was evaluated."""
         return self.root / "train" / f"retention-{step}.json"
@@ -127,6 +131,10 @@ class RunPaths:
 
     def job_log(self, stage: str, step: int | str | None = None) -> Path:
         return self.root / "logs" / _job_file(stage, step, ".log")
+
+    def job_benchmark(self, stage: str, step: int | str | None = None) -> Path:
+        """Snakemake's measurement of a job (wall seconds, peak memory), one TSV per job."""
+        return self.root / "benchmarks" / _job_file(stage, step, ".tsv")
 
 
 def _job_file(stage: str, step: int | str | None, suffix: str) -> str:

@@ -21,8 +21,8 @@ from rdtflow.train.plan import PLANNED_SECTIONS
 ALWAYS = ("run", "results_dir")
 
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "demos": ("demos",),
-    "encoders": ("encoders", "demos"),
+    "demos": ("demos", "sim", "data"),
+    "encoders": ("encoders",),
     "validate": ("data", "demos"),
     "split": ("split",),
     "manifest": ("data",),
@@ -30,10 +30,10 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "encode_images": ("data", "encoders"),
     "plan": PLANNED_SECTIONS,
     "train": ("seed", *PLANNED_SECTIONS),
-    "eval": ("data", "demos", "encoders", "model", "train", "eval"),
+    "eval": ("data", "sim", "encoders", "model", "train", "hardware", "eval"),
     "retention": ("train",),
-    "baseline": ("data", "demos", "model", "eval"),
-    "report": ("seed", "demos", "data", "split", "encoders", "model", "train", "hardware", "eval"),
+    "baseline": ("data", "sim", "model", "eval"),
+    "report": ("seed", "demos", "sim", "data", "split", "encoders", "model", "train", "hardware", "eval"),
 }
 STEP_STAGES = ("train", "eval", "retention")  # one job per checkpoint step
 
@@ -87,15 +87,16 @@ def stage_files(config: dict, stage: str, step: int | str | None = None) -> Stag
         "eval": lambda: StageFiles(
             {"checkpoint_dir": str(paths.checkpoint(step)), "index_path": str(paths.index),
              "language_path": str(paths.language), "vision_dir": str(vision)},
-            {"out_path": str(paths.evaluation(step))},
+            {"out_path": str(paths.evaluation(step)), "video_dir": str(paths.videos(step))},
         ),
         "retention": lambda: _retention_files(paths, steps, step),
         "baseline": lambda: StageFiles({"index_path": str(paths.index), "stats_path": str(paths.stats)},
-                                       {"out_path": str(paths.baseline)}),
+                                       {"out_path": str(paths.baseline), "video_dir": str(paths.videos(None))}),
         "report": lambda: StageFiles(
             {"validation_json": str(paths.validation_report), "index_parquet": str(paths.index),
              "checkpoint_dirs": [str(paths.checkpoint(s)) for s in steps],
-             "eval_files": [str(paths.evaluation(s)) for s in steps], "baseline_json": str(paths.baseline)},
+             "eval_files": [str(paths.evaluation(s)) for s in steps],
+             "video_dirs": [str(paths.videos(s)) for s in steps], "baseline_json": str(paths.baseline)},
             {"out_html": str(paths.report), "loss_png": str(paths.loss_figure), "success_png": str(paths.success_figure)},
         ),
     }

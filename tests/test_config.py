@@ -18,6 +18,7 @@ from tests.helpers.workflow import ENV, REPO, SNAKEMAKE
 # Valid as it stands; each test breaks one thing.
 BASE = {
     "run": "bad",
+    "sim": {"env": "builtin-pick-place"},
     "demos": {"generate": True, "n_episodes": 10},
     "split": {"held_out": 2},
     "hardware": {"device": "cpu", "per_device_batch": 4},
@@ -52,7 +53,7 @@ SCHEMA_CASES = {
     ),
     "unknown key without a near miss": (
         config_with(eval={"gpus": 2}),
-        "eval.gpus: unknown key; valid: execute_horizon, open_loop_stride, seed, threads",
+        "eval.gpus: unknown key; valid: execute_horizon, open_loop_stride, seed, videos, threads",
     ),
     "wrong type": (config_with(train={"max_steps": "3k"}), "train.max_steps: got '3k', expected an integer >= 1"),
     "out of range": (
@@ -88,8 +89,9 @@ def open_mappings(node: object, path: str = "") -> list[str]:
 
 def test_every_mapping_in_the_schema_refuses_unknown_keys() -> None:
     schema = yaml.safe_load((REPO / "rdtflow" / "schemas" / "config.schema.yaml").read_text())
-    # an inline hardware profile is checked against hardware.schema.yaml, which refuses them too
-    assert open_mappings(schema) == [".properties.hardware.oneOf[1]"]
+    # an inline hardware profile is checked against hardware.schema.yaml, which refuses them too;
+    # sim.options by the environment it configures (rdtflow.sim.options, tested below)
+    assert open_mappings(schema) == [".properties.hardware.oneOf[1]", ".properties.sim.properties.options"]
 
 
 @pytest.mark.parametrize(("config", "message"), SCHEMA_CASES.values(), ids=SCHEMA_CASES.keys())
@@ -120,6 +122,35 @@ FILE_CASES = {
     "encoder folder missing": (
         config_with(encoders={"text_path": "no/t5"}),
         "encoders.text_path: folder .*/no/t5 does not exist; give a local from_pretrained folder of a T5 encoder",
+    ),
+    "unknown simulator": (config_with(sim={"env": "mujoco-cartpole"}),
+                          "sim.env 'mujoco-cartpole' is not a known simulator: use one of builtin-pick-place, "
+                          'aloha-transfer-cube, aloha-insertion, "package.module:factory"'),
+    "factory module does not import": (
+        config_with(sim={"env": "no_such_package.sims:make_env"}),
+        r"sim.env 'no_such_package.sims:make_env': module 'no_such_package.sims' does not import .*PYTHONPATH",
+    ),
+    "factory is not a function": (config_with(sim={"env": "tests.helpers.bad_sims:not_a_function"}),
+                                  "module 'tests.helpers.bad_sims' has no function 'not_a_function'"),
+    "observation with the wrong camera": (
+        config_with(sim={"env": "tests.helpers.bad_sims:renamed_camera"}, demos={"generate": False, "dir": "x"}),
+        r"reset\(\) broke the observation contract .*frames has cameras \['top'\]; data.cameras needs exactly "
+        r"\['cam_high'\]",
+    ),
+    "generated demos without a simulator": (config_with(sim={"env": None}),
+                                            "demos.generate: true needs a simulator with a scripted expert"),
+    "user simulator has no expert": (config_with(sim={"env": "rdtflow.sim.builtin:make_env"}),
+                                     "demos.generate: true needs a simulator with a scripted expert"),
+    "unknown option": (config_with(sim={"options": {"image_szie": 32}}),
+                       "sim.options.image_szie is not an option of builtin-pick-place; its options are image_size, "
+                       "max_speed"),
+    "option of the wrong type": (config_with(sim={"options": {"max_steps": "70"}}),
+                                 "sim.options.max_steps of builtin-pick-place is '70'; it must be an integer"),
+    "option out of range": (config_with(sim={"options": {"max_steps": 0}}),
+                            "sim.options of builtin-pick-place: max_steps must be greater than 0, not 0"),
+    "camera the simulator does not render": (
+        config_with(data={"cameras": ["cam_high", "cam_left_wrist"]}),
+        r"builtin-pick-place renders only 'cam_high' .*set data.cameras to \[cam_high\]",
     ),
     "nothing left to train on": (
         config_with(split={"held_out": 10}),
@@ -194,8 +225,9 @@ def test_the_cli_prints_the_message_instead_of_a_traceback(tmp_path: Path, capsy
     [
         ({"train": {"lr_shceduler": "cosine"}}, "train.lr_shceduler: unknown key; did you mean lr_scheduler?"),
         ({"demos": {"generate": False, "dir": "no/such/demos"}}, "demos.dir: folder"),
+        ({"sim": {"env": "aloha-transfer-cub"}}, "sim.env 'aloha-transfer-cub' is not a known simulator"),
     ],
-    ids=["schema", "folder"],
+    ids=["schema", "folder", "simulator"],
 )
 def test_snakemake_stops_before_any_job(tmp_path: Path, changes: dict, message: str) -> None:
     config = copy.deepcopy(BASE) | {"results_dir": str(tmp_path / "results")}

@@ -42,6 +42,8 @@ def imports(path: Path) -> set[str]:
 
 
 def layer(module: str) -> int:
+    if module == "rdtflow":  # the package itself: its public API (rdtflow.load_policy) sits above every stage
+        return len(LAYERS)
     for index, members in enumerate(LAYERS):
         if any(module == member or module.startswith(member + ".") for member in members):
             return index

@@ -29,6 +29,15 @@ def test_the_embedded_default_is_the_run_the_readme_describes():
     assert plan.norm.startswith("rms")  # model.norm auto, from scratch
 
 
+@pytest.mark.parametrize("name", ["aloha-transfer-cube", "aloha-insertion"])
+def test_each_benchmark_config_passes_the_start_up_check_and_holds_out_50_initial_states(name):
+    config = validate_config(shipped(f"config/benchmarks/{name}.yaml"), check_files=True)  # builds the ALOHA scene
+    assert config["sim"]["env"] == name and config["run"] == name and config["hardware"]["device"] == "cpu"
+    assert config["split"]["held_out"] == 50 and config["demos"]["n_episodes"] == 250
+    assert config["data"]["cameras"] == ["cam_high"] and len(config["data"]["state_names"]) == 14
+    assert config["data"]["control_frequency"] == 50  # gym-aloha steps at 50 Hz
+
+
 def test_the_paper_config_is_the_seed_recipe():
     config = validate_config(paper())
     train, hardware = config["train"], config["hardware"]

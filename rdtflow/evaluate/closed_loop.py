@@ -1,53 +1,107 @@
-"""Closed-loop success rate: re-simulate each held-out episode from its recorded initial state.
+"""Closed-loop success: re-simulate each held-out episode from its recorded initial state.
 
-All held-out episodes run as one batch, so a checkpoint's evaluation costs one policy call
-per executed chunk rather than one per episode.
+All held-out episodes run as one batch of the simulator (rdtflow.sim.env), so a checkpoint's
+evaluation costs one policy call per executed chunk rather than one per episode, and a
+physics simulator steps the batch in worker processes while the policy waits.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
+from rdtflow.data.episode import encode_jpeg
 from rdtflow.evaluate.policies import ChunkPolicy, Observations
 from rdtflow.progress import progress
-from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings
+from rdtflow.sim.env import SimEnv, SimObservation
+
+
+@dataclass
+class Rollouts:
+    """What a closed-loop evaluation measured."""
+
+    outcomes: list[dict]  # per episode: success, held_at_end, level, stage, steps
+    recordings: list[list[bytes]]  # per episode: JPEG frames of the video camera, one per observation
+    seconds: float  # from the reset to the last step
+    sim_steps: int  # episode steps simulated, summed over the batch
+    stepping_seconds: float  # the steps alone, policy calls included
+    stages: tuple[str, ...]  # the simulator's stage names: level k reached means stages[k-1]
+
+
+def _slot_frames(history: deque[SimObservation], slots: list[str | None], img_history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (B, img_history * len(slots), H, W, 3) frames and their validity, frame-major then
+    camera as in training; slots before the first step or without a camera are masked."""
+    missing = img_history - len(history)
+    observations = [history[0]] * missing + list(history)
+    cameras = [camera for camera in slots if camera is not None]
+    placeholder = np.zeros_like(history[0].frames[cameras[0]])  # masked out by the policy's inputs
+    frames = [observation.frames[camera] if camera is not None else placeholder
+              for observation in observations for camera in slots]
+    valid = [index >= missing and camera is not None for index in range(img_history) for camera in slots]
+    batch = len(placeholder)
+    return torch.from_numpy(np.stack(frames, axis=1)), torch.tensor([valid] * batch)
 
 
 def run_closed_loop(
     policy: ChunkPolicy,
-    resets: list[ResetState],
+    env: SimEnv,
+    states: list[dict[str, Any]],
     instructions: list[str],
-    settings: TaskSettings,
+    slots: list[str | None],
     execute_horizon: int,
     img_history: int,
-) -> list[dict]:
-    """Per-episode outcome (success, steps, final distance) of `policy` from each reset."""
-    scenes = PickPlaceBatch.from_resets(settings, resets)
-    history: deque[np.ndarray] = deque([scenes.render()], maxlen=img_history)  # one frame per step
-    pending: deque[np.ndarray] = deque()  # actions (B, D) of the current chunk not executed yet
-    # Every scene is done after max_steps steps, so the step range bounds the loop and the progress.
-    for step in progress(range(settings.max_steps), desc="closed loop", unit="step"):
-        if scenes.done.all():
+    video_camera: str | None = None,
+) -> Rollouts:
+    """Run `policy` from each initial state until every episode is done or max_steps pass."""
+    started = time.perf_counter()
+    batch = len(states)
+    observation = env.reset(states)
+    history: deque[SimObservation] = deque([observation], maxlen=img_history)
+    pending: deque[np.ndarray] = deque()  # actions (B, A) of the current chunk not executed yet
+    best_level = np.asarray(observation.level).copy()
+    steps = np.zeros(batch, dtype=int)
+    recordings: list[list[bytes]] = [[] for _ in range(batch)]
+    _record(recordings, observation, video_camera, np.ones(batch, dtype=bool))
+    sim_steps, stepping_started = 0, time.perf_counter()  # the rate leaves out building workers and resetting
+    bar = progress(range(env.max_steps), desc="closed loop", unit="step")
+    for step in bar:
+        if observation.done.all():
             break
         if not pending:
-            missing = img_history - len(history)
-            slots = [history[0]] * missing + list(history)  # placeholders are masked out below
-            observations = Observations(
-                qpos=scenes.qpos(),
-                frames=torch.from_numpy(np.stack(slots, axis=1)),
-                frames_valid=torch.tensor([[index >= missing for index in range(img_history)]] * len(resets)),
-                instructions=instructions,
-                steps=np.full(len(resets), step),
-            )
-            chunk = policy(observations)  # (B, H, D)
+            frames, valid = _slot_frames(history, slots, img_history)
+            chunk = policy(Observations(qpos=observation.qpos, frames=frames, frames_valid=valid,
+                                        instructions=instructions, steps=np.full(batch, step)))  # (B, H, A)
             pending.extend(chunk[:, :execute_horizon].transpose(1, 0, 2))
-        scenes.step(pending.popleft())
-        history.append(scenes.render())
-    distances = scenes.final_distance()
-    return [
-        {"success": bool(scenes.success[i]), "steps": int(scenes.steps[i]), "final_distance": float(distances[i])}
-        for i in range(len(resets))
-    ]
+        active = ~observation.done
+        observation = env.step(pending.popleft())
+        steps += active
+        sim_steps += int(active.sum())
+        best_level = np.maximum(best_level, observation.level)
+        history.append(observation)
+        _record(recordings, observation, video_camera, active)
+        rate = sim_steps / max(time.perf_counter() - stepping_started, 1e-9)
+        bar.set_postfix(**{"sim steps/s": f"{rate:.0f}", "episodes/s": f"{rate / env.max_steps:.2f}"})
+    outcomes = [_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages) for i in range(batch)]
+    return Rollouts(outcomes, recordings, time.perf_counter() - started, sim_steps, time.perf_counter() - stepping_started,
+                    tuple(env.stages))
+
+
+def _outcome(best_level: int, final_level: int, steps: int, stages: tuple[str, ...]) -> dict:
+    """Success is reaching the last level at any step (ACT's criterion); held_at_end is being there at the end."""
+    top = len(stages)
+    return {"success": best_level == top, "held_at_end": final_level == top, "level": best_level,
+            "stage": stages[best_level - 1] if best_level else None, "steps": steps}
+
+
+def _record(recordings: list[list[bytes]], observation: SimObservation, camera: str | None, active: np.ndarray) -> None:
+    """Keep the video camera's frame of each episode still running, JPEG-compressed (tens of
+    episodes x hundreds of steps of raw frames would not fit in memory)."""
+    if camera is None:
+        return
+    for index in np.flatnonzero(active):
+        recordings[index].append(encode_jpeg(observation.frames[camera][index], quality=90))

@@ -33,18 +33,25 @@ class ChunkPolicy(Protocol):
 
 @dataclass
 class DiffusionPolicy:
-    """A trained RDT checkpoint sampled with DPM-Solver."""
+    """A trained RDT checkpoint sampled with DPM-Solver, on the device its weights are on.
+
+    `bf16_autocast` runs it as the trainer's bf16 mixed precision did (on a GPU).
+    """
 
     policy: RDTPolicy
     inputs: PolicyInputs
-    generator: torch.Generator
+    generator: torch.Generator  # on the policy's device
     name: str
+    bf16_autocast: bool = False
 
     def __call__(self, observations: Observations) -> np.ndarray:
-        img_tokens = self.inputs.image_tokens(observations.frames, observations.frames_valid)
-        batch = self.inputs.conditions(observations.qpos, img_tokens, observations.instructions)
-        unified = self.policy.predict_action(batch, generator=self.generator)
-        return self.inputs.raw_action(unified.numpy())
+        device = self.generator.device
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16_autocast):
+            img_tokens = self.inputs.image_tokens(observations.frames, observations.frames_valid)
+            conditions = self.inputs.conditions(observations.qpos, img_tokens, observations.instructions)
+            batch = {name: tensor.to(device) for name, tensor in conditions.items()}
+            unified = self.policy.predict_action(batch, generator=self.generator)
+        return self.inputs.raw_action(unified.float().cpu().numpy())
 
 
 @dataclass

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from rdtflow.data.cameras import camera_slots
-from rdtflow.data.episode import read_attributes, read_trajectory
-from rdtflow.errors import ConfigError
-from rdtflow.evaluate.closed_loop import run_closed_loop
+from rdtflow.data.cameras import camera_slots, recorded_cameras
+from rdtflow.data.episode import read_attributes, read_episode, read_trajectory
+from rdtflow.evaluate.closed_loop import Rollouts, run_closed_loop
+from rdtflow.evaluate.inference import load_diffusion_policy
 from rdtflow.evaluate.policies import (
     ChunkPolicy,
-    DiffusionPolicy,
     MeanTrajectoryPolicy,
     Observations,
 )
-from rdtflow.model.encoders import VisionEncoder
-from rdtflow.model.inputs import Normalizer, PolicyInputs
-from rdtflow.model.language import load_language_table
+from rdtflow.evaluate.stats import rate_with_interval
+from rdtflow.evaluate.videos import choose_episodes, side_by_side, write_video
+from rdtflow.model.inputs import Normalizer
 from rdtflow.paths import CheckpointFile
 from rdtflow.progress import progress
-from rdtflow.sim.demos import CAMERA, load_reset
-from rdtflow.sim.pick_place import TaskSettings
-from rdtflow.train.checkpoint import load_policy
+from rdtflow.sim.registry import build_env, reset_states
 from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.samples import StepSamples, collate
 
@@ -88,33 +86,40 @@ def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: l
     }
 
 
-def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, index_path: Path,
-             out_path: Path) -> dict:
+def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, index_path: Path, out_path: Path,
+             video_dir: Path) -> dict:
     """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
-    from their initial states when a simulator exists; writes the JSON of docs/formats.md.
+    from their initial states when the config names a simulator; writes the JSON of
+    docs/formats.md and the rollout videos.
 
     The error is in min/max units of the training actions (each column's range is [-1, 1]),
     whatever the training normalisation, so that checkpoints, the baseline and runs in raw
     or min/max units compare on one scale.
     """
+    started = time.perf_counter()
     error_units = Normalizer.min_max(stats, "action")
     episodes = held_out_episodes(index_path)
-    simulated = bool(config["demos"]["generate"])  # only the built-in task has a simulator
-    outcomes = closed_loop_outcomes(config, policy, episodes) if simulated else [{}] * len(episodes)
+    sim_env = config["sim"]["env"]
+    rollouts = closed_loop_rollouts(config, policy, episodes) if sim_env is not None else None
     rows = open_loop_rows(episodes, config["eval"]["open_loop_stride"])
     samples = StepSamples(rows, config["data"], config["model"]["pred_horizon"], config["model"]["img_history_size"])
     summary = open_loop_summary(
         open_loop_errors(policy, samples, error_units), list(rows["episode_id"]), config["data"]["state_names"]
     )
+    video_dir.mkdir(parents=True, exist_ok=True)
+    videos = write_rollout_videos(config, episodes, rollouts, video_dir) if rollouts is not None else []
+    outcomes = rollouts.outcomes if rollouts is not None else [{}] * len(episodes)
     result = {
         "step": step,
         "policy": policy.name,
-        "simulator": simulated,
-        # Without a simulator there is no success rate: null, never an invented number.
-        "success_rate": float(np.mean([o["success"] for o in outcomes])) if simulated else None,
+        "simulator": sim_env,
         "n_episodes": len(episodes),
+        # Without a simulator there is no success rate: null, never an invented number.
+        **(closed_loop_summary(rollouts) if rollouts is not None else {"success_rate": None}),
         "open_loop_mse": summary["open_loop_mse"],
         "open_loop_mse_by_group": summary["open_loop_mse_by_group"],
+        "videos": videos,
+        "wall_seconds": round(time.perf_counter() - started, 2),
         "episodes": [
             {"episode_id": e, "open_loop_mse": summary["episode_mse"].get(e), **o}
             for e, o in zip(episodes["episode_id"], outcomes)
@@ -125,39 +130,69 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
     return result
 
 
-def closed_loop_outcomes(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> list[dict]:
+def closed_loop_summary(rollouts: Rollouts) -> dict:
+    """Success, held-at-end and every stage rate, each with its Wilson 95% interval, and the speed."""
+    outcomes = rollouts.outcomes
+    success = rate_with_interval([o["success"] for o in outcomes])
+    held = rate_with_interval([o["held_at_end"] for o in outcomes])
+    return {
+        "success_rate": success["rate"],
+        "success_interval": success["interval"],
+        "held_at_end_rate": held["rate"],
+        "held_at_end_interval": held["interval"],
+        "stage_rates": {name: rate_with_interval([o["level"] >= level for o in outcomes])
+                        for level, name in enumerate(rollouts.stages, start=1)},
+        "closed_loop_seconds": round(rollouts.seconds, 2),
+        "sim_steps_per_s": round(rollouts.sim_steps / max(rollouts.stepping_seconds, 1e-9), 1),
+    }
+
+
+def closed_loop_rollouts(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> Rollouts:
     """Re-simulate each held-out episode from its stored initial state with `policy`."""
-    if camera_slots(config["data"]["cameras"]) != [CAMERA]:
-        raise ConfigError(
-            f"closed-loop evaluation in the built-in simulator renders only '{CAMERA}' into one image slot; "
-            f"data.cameras is {config['data']['cameras']}: set it to [{CAMERA}]"
+    cameras = recorded_cameras(config["data"]["cameras"])
+    states = reset_states([read_attributes(Path(path)) for path in episodes["path"]], list(episodes["path"]),
+                          config["sim"]["env"])
+    env = build_env(config["sim"], cameras, workers=cpu_threads(config["eval"]["threads"]))
+    try:
+        return run_closed_loop(
+            policy, env, states, list(episodes["instruction"]), camera_slots(config["data"]["cameras"]),
+            config["eval"]["execute_horizon"], config["model"]["img_history_size"],
+            video_camera=cameras[0] if config["eval"]["videos"] else None,
         )
-    return run_closed_loop(
-        policy,
-        [load_reset(read_attributes(Path(path))) for path in episodes["path"]],
-        list(episodes["instruction"]),
-        TaskSettings.from_config(config["demos"]["sim"]),
-        config["eval"]["execute_horizon"],
-        config["model"]["img_history_size"],
-    )
+    finally:
+        env.close()
+
+
+def write_rollout_videos(config: dict, episodes: pd.DataFrame, rollouts: Rollouts, video_dir: Path) -> list[dict]:
+    """eval.videos episodes (failures first): the policy's view beside the expert's recording."""
+    camera = recorded_cameras(config["data"]["cameras"])[0]
+    written = []
+    for index in choose_episodes(rollouts.outcomes, config["eval"]["videos"]):
+        episode = episodes.iloc[index]
+        expert = read_episode(Path(episode["path"]), config["data"]).frames[camera]
+        path = video_dir / f"{episode['episode_id'].replace('/', '__')}.mp4"
+        write_video(path, side_by_side(rollouts.recordings[index], expert), fps=config["data"]["control_frequency"])
+        written.append({"episode_id": episode["episode_id"], "file": path.name, "success": rollouts.outcomes[index]["success"],
+                        "bytes": path.stat().st_size})
+    return written
 
 
 def evaluate_checkpoint(config: dict, checkpoint_dir: Path, index_path: Path, language_path: Path, vision_dir: Path,
-                        out_path: Path) -> dict:
+                        out_path: Path, video_dir: Path) -> dict:
+    """One checkpoint, run as `rdtflow.load_policy` runs it: on the GPU where the hardware profile has one."""
     torch.set_num_threads(cpu_threads(config["eval"]["threads"]))
-    policy, stats = load_policy(checkpoint_dir)
-    vision = VisionEncoder.load(vision_dir)
-    inputs = PolicyInputs.create(stats, load_language_table(language_path), vision, config["data"]["control_frequency"])
+    diffusion, stats = load_diffusion_policy(checkpoint_dir, vision_dir, language_path,
+                                             config["data"]["control_frequency"], config["eval"]["seed"],
+                                             config["hardware"])
     step = json.loads((checkpoint_dir / CheckpointFile.TRAINER_STATE).read_text())["step"]
-    diffusion = DiffusionPolicy(policy, inputs, torch.Generator().manual_seed(config["eval"]["seed"]), checkpoint_dir.name)
-    return evaluate(config, diffusion, stats, step, index_path, out_path)
+    return evaluate(config, diffusion, stats, step, index_path, out_path, video_dir)
 
 
-def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path) -> dict:
+def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path, video_dir: Path) -> dict:
     """The blind mean-trajectory baseline on the same held-out episodes."""
     index = pd.read_parquet(index_path)
     training = index[index["split"] == "train"]
     trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
     baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
     stats = json.loads(Path(stats_path).read_text())
-    return evaluate(config, baseline, stats, None, index_path, out_path)
+    return evaluate(config, baseline, stats, None, index_path, out_path, video_dir)

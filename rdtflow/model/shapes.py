@@ -42,7 +42,7 @@ def _vision_config(config: dict, folder: Path):
     from transformers import SiglipVisionConfig
 
     if config["encoders"]["vision_path"] is None:
-        tiny = SiglipVisionConfig(image_size=config["demos"]["sim"]["image_size"], **config["encoders"]["tiny_vision"])
+        tiny = SiglipVisionConfig(**config["encoders"]["tiny_vision"])
         return tiny, "built small tower"
     if (folder / "config.json").is_file():
         return SiglipVisionConfig.from_pretrained(folder), f"{folder}/config.json"

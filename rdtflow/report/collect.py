@@ -18,7 +18,7 @@ from rdtflow.paths import CheckpointFile
 SUCCESS_NOT_MEASURED = "no simulator: success rate not measured"
 """Shown wherever a success rate is null: offline data has no simulator to roll out in."""
 
-EVALUATION_COLUMNS = ["step", "success_rate", "n_episodes", "open_loop_mse"]
+EVALUATION_COLUMNS = ["step", "success_rate", "success_low", "success_high", "n_episodes", "open_loop_mse"]
 SPLITS = ["train", "held_out", "rejected"]
 
 
@@ -53,8 +53,11 @@ def load_training_log(checkpoint_dirs: list[Path]) -> pd.DataFrame:
 def evaluations_frame(evaluations: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per evaluated checkpoint, ordered by step; a null success rate becomes NaN."""
     rows = [{column: evaluation.get(column) for column in EVALUATION_COLUMNS} for evaluation in evaluations]
+    for row, evaluation in zip(rows, evaluations):
+        row["success_low"], row["success_high"] = evaluation.get("success_interval") or (None, None)
     frame = pd.DataFrame(rows, columns=EVALUATION_COLUMNS)
-    frame = frame.astype({"step": int, "n_episodes": int, "success_rate": float, "open_loop_mse": float})
+    frame = frame.astype({"step": int, "n_episodes": int, "success_rate": float, "success_low": float,
+                          "success_high": float, "open_loop_mse": float})
     return frame.sort_values("step").reset_index(drop=True)
 
 

@@ -80,7 +80,8 @@ def plot_loss(log_df: pd.DataFrame, out_png: Path) -> None:
 
 
 def plot_success(evals_df: pd.DataFrame, baseline: dict[str, Any], out_png: Path) -> None:
-    """Closed-loop success rate per checkpoint against the baseline, open-loop MSE on a twin axis.
+    """Closed-loop success rate per checkpoint, with its 95% interval, against the baseline,
+    open-loop MSE on a twin axis.
 
     Null success rates (no simulator) are not drawn as zeros: the plot says they were not
     measured and only the open-loop MSE is shown.
@@ -92,6 +93,9 @@ def plot_success(evals_df: pd.DataFrame, baseline: dict[str, Any], out_png: Path
     else:
         axis.plot(evals_df["step"], evals_df["success_rate"], color=PRIMARY_COLOR, marker="o",
                   clip_on=False, label="checkpoint success rate")
+        if evals_df["success_low"].notna().any():
+            axis.fill_between(evals_df["step"], evals_df["success_low"], evals_df["success_high"], color=PRIMARY_COLOR,
+                              alpha=0.15, linewidth=0, label="Wilson 95% interval")
     baseline_rate = baseline.get("success_rate")
     if not is_missing(baseline_rate):
         axis.axhline(baseline_rate, color="dimgray", linestyle="--", linewidth=1.2,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rdtflow.evaluate.stats import exact_mcnemar
 from rdtflow.paths import CheckpointFile
 from rdtflow.report.collect import (
     SUCCESS_NOT_MEASURED,
@@ -47,12 +48,23 @@ tr.best td { background: #fff3bf; font-weight: 600; }
 .config { display: flex; flex-wrap: wrap; gap: 0 1.5em; }
 .config td { word-break: break-all; }
 img { max-width: 100%; border: 1px solid #eee; }
+.videos { display: flex; flex-wrap: wrap; gap: 1em; }
+.videos figure { margin: 0; }
+video { width: 320px; max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
 """.strip()
 
 
 def format_rate(rate: Any) -> str:
     """A success rate as a percentage; a null one is said to be unmeasured, never shown as 0."""
     return "not measured" if is_missing(rate) else f"{rate:.1%}"
+
+
+def format_interval(evaluation: dict[str, Any], key: str = "success") -> str:
+    """A rate with its Wilson 95% interval, "83.3% [72.0%, 90.7%]"; the rate alone where none was recorded."""
+    rate, interval = evaluation.get(f"{key}_rate"), evaluation.get(f"{key}_interval")
+    if is_missing(rate) or not interval:
+        return format_rate(rate)
+    return f"{rate:.1%} [{interval[0]:.1%}, {interval[1]:.1%}]"
 
 
 def format_number(value: Any) -> str:
@@ -63,11 +75,6 @@ def format_number(value: Any) -> str:
 def format_count(value: Any) -> str:
     """An integer count (episode steps), a dash when the evaluation did not record it."""
     return MISSING if is_missing(value) else str(int(value))
-
-
-def describe_success(rate: Any) -> str:
-    """A success rate as a phrase for running text, where 'not measured' needs its subject."""
-    return f"success rate {format_rate(rate)}"
 
 
 def format_success(success: Any) -> str:
@@ -107,8 +114,23 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
 
+def _paired_test_line(best: dict[str, Any], final: dict[str, Any]) -> str:
+    """Whether the best checkpoint beats the final one on the same held-out states (exact McNemar)."""
+    if best["step"] == final["step"] or is_missing(best.get("success_rate")):
+        return ""
+    outcomes = {evaluation["step"]: {e["episode_id"]: bool(e["success"]) for e in evaluation["episodes"]}
+                for evaluation in (best, final)}
+    episodes = sorted(outcomes[best["step"]])
+    test = exact_mcnemar([outcomes[best["step"]][e] for e in episodes], [outcomes[final["step"]][e] for e in episodes])
+    verdict = "significantly better" if test["p_value"] < 0.05 else "not significantly different"
+    return (f"<p>Best against final on the same {len(episodes)} initial states: {verdict} (exact McNemar "
+            f"p = {test['p_value']:.3g}; only the best succeeds on {test['only_first']}, only the final on "
+            f"{test['only_second']})</p>")
+
+
 def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, Any], training: str) -> str:
-    """The answer first: which checkpoint to use, how often it succeeds, against what baseline."""
+    """The answer first: which checkpoint to use, how often it succeeds (with its 95% interval),
+    against what baseline, and whether it beats the final checkpoint beyond chance."""
     baseline_name = html.escape(str(baseline.get("policy", "baseline")))
     if is_missing(best["success_rate"]):
         best_line = (f"Best checkpoint: <b>step {best['step']}</b> (lowest open-loop MSE "
@@ -116,14 +138,15 @@ def _headline(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, A
                      f"<span class=\"note\">{html.escape(SUCCESS_NOT_MEASURED)}</span>")
     else:
         best_line = (f"Best checkpoint: <b>step {best['step']}</b> — "
-                     f"{format_rate(best['success_rate'])} success on {best['n_episodes']} held-out episodes")
+                     f"{format_interval(best)} success on {best['n_episodes']} held-out episodes")
     return (
         '<div class="headline">'
         f'<p class="big">{best_line}</p>'
-        f"<p>Baseline ({baseline_name}): {describe_success(baseline.get('success_rate'))}, "
+        f"<p>Baseline ({baseline_name}): success rate {format_interval(baseline)}, "
         f"open-loop MSE {format_number(baseline.get('open_loop_mse'))}</p>"
-        f"<p>Final checkpoint (step {final['step']}): {describe_success(final['success_rate'])}, "
+        f"<p>Final checkpoint (step {final['step']}): success rate {format_interval(final)}, "
         f"open-loop MSE {format_number(final['open_loop_mse'])}</p>"
+        f"{_paired_test_line(best, final)}"
         f"{training}"
         "</div>"
     )
@@ -195,13 +218,15 @@ def _checkpoints_section(evals: list[dict[str, Any]], by_step: dict[int, dict[st
     """Every checkpoint's numbers, the chosen one highlighted; open-loop error per dimension
     group too, since arm joints and grippers fail differently."""
     groups = list(by_step[evals[0]["step"]].get("open_loop_mse_by_group", {}))
-    rows = [(row["step"], format_rate(row["success_rate"]), row["n_episodes"], format_number(row["open_loop_mse"]),
+    rows = [(row["step"], format_interval(by_step[row["step"]]), format_interval(by_step[row["step"]], "held_at_end"),
+             row["n_episodes"], format_number(row["open_loop_mse"]),
              *(format_number(by_step[row["step"]]["open_loop_mse_by_group"].get(g)) for g in groups))
             for row in evals]
     classes = ["best" if row["step"] == best_step else "" for row in evals]
     note = (f'<p class="note">{html.escape(SUCCESS_NOT_MEASURED)}</p>'
             if all(is_missing(row["success_rate"]) for row in evals) else "")
-    headers = ["step", "success rate", "held-out episodes", "open-loop MSE", *(f"MSE {g}" for g in groups)]
+    headers = ["step", "success [Wilson interval]", "held at the end", "held-out episodes", "open-loop MSE",
+               *(f"MSE {g}" for g in groups)]
     table = _table(headers, rows, numeric_columns=frozenset(range(len(headers))), row_classes=classes)
     return _section("Checkpoints", note + table)
 
@@ -210,23 +235,46 @@ def _episodes_section(best_evaluation: dict[str, Any], baseline: dict[str, Any])
     """Per-episode outcomes of the best checkpoint next to the baseline's on the same episode."""
     baseline_by_episode = {episode["episode_id"]: episode for episode in baseline.get("episodes", [])}
     rows = []
-    simulated = best_evaluation.get("simulator", True)
+    simulated = best_evaluation.get("simulator") is not None
     for episode in best_evaluation.get("episodes", []):
         reference = baseline_by_episode.get(episode["episode_id"], {})
         outcome = (
-            [format_success(episode.get("success")), format_count(episode.get("steps")),
-             format_number(episode.get("final_distance")), format_success(reference.get("success"))]
+            [format_success(episode.get("success")), format_success(episode.get("held_at_end")),
+             html.escape(str(episode.get("stage") or MISSING)), format_count(episode.get("steps")),
+             format_success(reference.get("success"))]
             if simulated else []
         )
         rows.append((episode["episode_id"], *outcome, format_number(episode.get("open_loop_mse")),
                      format_number(reference.get("open_loop_mse"))))
-    headers = (["episode"] + (["success", "steps", "final distance", "baseline success"] if simulated else [])
+    headers = (["episode"] + (["success", "held at end", "stage reached", "steps", "baseline success"] if simulated else [])
                + ["open-loop MSE", "baseline open-loop MSE"])
-    numeric = frozenset(range(1, len(headers))) - ({1, 4} if simulated else set())
+    numeric = frozenset(range(1, len(headers))) - ({1, 2, 3, 5} if simulated else set())
     title = f"Held-out episodes, checkpoint {best_evaluation['step']}"
     if not simulated:
         title += f" ({SUCCESS_NOT_MEASURED})"
     return _section(title, _table(headers, rows, numeric_columns=numeric))
+
+
+def _videos_section(evaluation: dict[str, Any], video_dir: Path) -> str:
+    """The best checkpoint's rollout videos (failures first), embedded so the page stays one file."""
+    videos = evaluation.get("videos") or []
+    if not videos:
+        return ""
+    items = []
+    for video in videos:
+        data = base64.b64encode((Path(video_dir) / video["file"]).read_bytes()).decode("ascii")
+        outcome = "success" if video["success"] else "failure"
+        items.append(f'<figure><video controls loop muted playsinline src="data:video/mp4;base64,{data}"></video>'
+                     f"<figcaption>{html.escape(video['episode_id'])}: {outcome}</figcaption></figure>")
+    caption = ("<p>Left: the policy's camera view in closed loop. Right: the expert's recorded episode from the same "
+               "initial state.</p>")
+    return _section(f"Rollouts, checkpoint {evaluation['step']}", caption + f'<div class="videos">{"".join(items)}</div>')
+
+
+def _video_dir(video_dirs: list[Path], step: int) -> Path:
+    """The video folder of checkpoint `step` among the declared ones (eval/videos/checkpoint-{step})."""
+    [folder] = [Path(d) for d in video_dirs if Path(d).name == f"checkpoint-{step}"]
+    return folder
 
 
 def _page(title: str, sections: list[str]) -> str:
@@ -239,7 +287,8 @@ def _page(title: str, sections: list[str]) -> str:
 
 
 def write_report(*, config: dict, validation_json: Path, index_parquet: Path, checkpoint_dirs: list[Path],
-                 eval_files: list[Path], baseline_json: Path, out_html: Path, loss_png: Path, success_png: Path) -> None:
+                 eval_files: list[Path], video_dirs: list[Path], baseline_json: Path, out_html: Path, loss_png: Path,
+                 success_png: Path) -> None:
     """Write the report page and its two figures (also shown by `snakemake --report`)."""
     for out in (out_html, loss_png, success_png):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +302,8 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, ch
     plot_success(evals_df, baseline, Path(success_png))
 
     sections = [
-        _headline(best, eval_rows[-1], baseline, _training_line(checkpoint_dirs)),
+        _headline({**evaluations[best["step"]], **best}, evaluations[eval_rows[-1]["step"]], baseline,
+                  _training_line(checkpoint_dirs)),
         _config_section(config),
         _validation_section(read_json(validation_json)),
         _split_section(load_split_counts(index_parquet)),
@@ -263,6 +313,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, ch
                         "Closed-loop success on the held-out episodes per checkpoint, the baseline "
                         "(dashed) and the open-loop action MSE."),
         _checkpoints_section(eval_rows, evaluations, best["step"]),
+        _videos_section(evaluations[best["step"]], _video_dir(video_dirs, best["step"])),
         _episodes_section(evaluations[best["step"]], baseline),
     ]
     Path(out_html).write_text(_page(f"rdtflow run {config['run']}", sections), encoding="utf-8")

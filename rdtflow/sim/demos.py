@@ -3,39 +3,46 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from rdtflow.data.episode import write_episode
+from rdtflow.sim.builtin import CAMERA, NAME, PickPlaceEnv, make_env
+from rdtflow.sim.env import ENV_ATTRIBUTE, RESET_ATTRIBUTE
 from rdtflow.sim.expert import expert_actions, sample_aim_offsets
-from rdtflow.sim.pick_place import INSTRUCTION, PickPlaceBatch, ResetState, TaskSettings, sample_reset
-
-CAMERA = "cam_high"
+from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, sample_reset
 
 
-def generate_demos(out_dir: Path, n_episodes: int, seed: int, settings: TaskSettings) -> int:
+def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], options: dict[str, Any],
+                workers: int) -> dict:
     """Roll the expert out from `n_episodes` random layouts and write each to its own file.
 
-    Returns how many episodes the expert completed; failed expert rollouts are still written
-    (the validator and the split decide what to do with them, as with real teleoperation).
+    Failed expert rollouts are still written (the validator and the split decide what to do
+    with them, as with real teleoperation). The scenes are vectorised, so `workers` is unused.
+    Returns the expert's rates (docs/formats.md, demos/expert.json).
     """
+    started = time.perf_counter()
+    env: PickPlaceEnv = make_env(cameras, options)
     rng = np.random.default_rng(seed)
     resets = [sample_reset(rng) for _ in range(n_episodes)]
-    scenes = PickPlaceBatch.from_resets(settings, resets)
-    aim_offsets = sample_aim_offsets(n_episodes, settings.expert_noise, rng)
+    scenes = PickPlaceBatch.from_resets(env.settings, resets)
+    aim_offsets = sample_aim_offsets(n_episodes, env.settings.expert_noise, rng)
 
-    images, qpos, actions = [], [], []
+    images, qpos, actions, grasped = [], [], [], np.zeros(n_episodes, dtype=bool)
     while not scenes.done.all():
         images.append(scenes.render())
         qpos.append(scenes.qpos())
         action = expert_actions(scenes, aim_offsets, rng).astype(np.float32)
         actions.append(action)
         scenes.step(action)
+        grasped |= scenes.holding | scenes.success
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "instruction.json").write_text(json.dumps({"instruction": INSTRUCTION}, indent=1))
+    (out_dir / "instruction.json").write_text(json.dumps({"instruction": env.instruction}, indent=1))
     for index in tqdm(range(n_episodes), desc="writing demos", unit="episode"):
         length = int(scenes.steps[index])
         write_episode(
@@ -43,16 +50,20 @@ def generate_demos(out_dir: Path, n_episodes: int, seed: int, settings: TaskSett
             action=np.stack([a[index] for a in actions[:length]]),
             qpos=np.stack([q[index] for q in qpos[:length]]),
             frames={CAMERA: [frame[index] for frame in images[:length]]},
-            attrs={"sim_reset": resets[index].to_json(), "expert_success": str(bool(scenes.success[index]))},
+            attrs=_episode_attributes(resets[index], bool(scenes.success[index])),
         )
-    return int(scenes.success.sum())
+    summary = {
+        "env": NAME,
+        "n_episodes": n_episodes,
+        # An episode ends when the object is placed, so success and held-at-end coincide here.
+        "expert_success_rate": float(scenes.success.mean()),
+        "expert_held_at_end_rate": float(scenes.success.mean()),
+        "stage_rates": {"grasped": float(grasped.mean()), "placed": float(scenes.success.mean())},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out_dir / "expert.json").write_text(json.dumps(summary, indent=1))
+    return summary
 
 
-def load_reset(attrs: dict) -> ResetState:
-    """The initial state stored in an episode's root attributes, or a clear error."""
-    if "sim_reset" not in attrs:
-        raise KeyError(
-            "episode has no 'sim_reset' attribute: closed-loop evaluation needs episodes generated "
-            "by the built-in simulator (demos.generate: true)"
-        )
-    return ResetState.from_json(attrs["sim_reset"])
+def _episode_attributes(reset: ResetState, success: bool) -> dict[str, str]:
+    return {RESET_ATTRIBUTE: json.dumps(reset.to_dict()), ENV_ATTRIBUTE: NAME, "expert_success": str(success)}

@@ -13,10 +13,11 @@ within `goal_tolerance` of the goal is a success that ends the episode.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from rdtflow.sim.options import require_positive
 
 OBJECT_RADIUS = 0.045
 GOAL_HALF_SIZE = 0.06
@@ -31,7 +32,7 @@ INSTRUCTION = "pick up the red block and place it on the green square"
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """The task's physical constants (config key demos.sim)."""
+    """The task's physical constants (config key sim.options of builtin-pick-place)."""
 
     image_size: int = 64
     max_speed: float = 0.06
@@ -40,9 +41,12 @@ class TaskSettings:
     max_steps: int = 70
     expert_noise: float = 0.01
 
-    @classmethod
-    def from_config(cls, sim_cfg: dict) -> "TaskSettings":
-        return cls(**sim_cfg)
+    def __post_init__(self) -> None:
+        require_positive(self, "max_speed", "grasp_radius", "goal_tolerance", "max_steps")
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels, not {self.image_size}")
+        if self.expert_noise < 0:
+            raise ValueError(f"expert_noise must not be negative, not {self.expert_noise}")
 
 
 @dataclass(frozen=True)
@@ -53,12 +57,12 @@ class ResetState:
     object: tuple[float, float]
     goal: tuple[float, float]
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
+    def to_dict(self) -> dict:
+        """The JSON form (lists, as JSON gives them back)."""
+        return {key: list(value) for key, value in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, text: str) -> "ResetState":
-        values = json.loads(text)
+    def from_dict(cls, values: dict) -> "ResetState":
         return cls(**{key: tuple(values[key]) for key in ("gripper", "object", "goal")})
 
 

@@ -173,7 +173,7 @@ def resumable_checkpoint(requested: Path) -> Path | None:
     return None
 
 
-def load_policy(checkpoint_dir: Path) -> tuple[RDTPolicy, dict]:
+def load_checkpoint_weights(checkpoint_dir: Path) -> tuple[RDTPolicy, dict]:
     """(policy in eval mode, normalisation stats) from a checkpoint folder; the EMA weights
     when the run kept an EMA, since those are the ones meant for acting."""
     if (checkpoint_dir / File.PRUNED).is_file():

@@ -114,3 +114,12 @@ def train_job_resources(hardware: dict) -> dict:
     if hardware["device"] == "gpu":
         resources |= {"gres": f"gpu:{hardware['gpus_per_node']}", "tasks_per_gpu": 0}
     return resources
+
+
+def eval_job_resources(hardware: dict) -> dict:
+    """Snakemake resources of an evaluation job: one GPU (and one GPU process's host memory)
+    where the hardware profile has GPUs, since the policy and its vision tower run there;
+    nothing extra on a CPU profile, whose jobs take the profile's default resources."""
+    if hardware["device"] != "gpu":
+        return {}
+    return {"gres": "gpu:1", "tasks_per_gpu": 0, "mem_mb": HOST_MEMORY_MB_PER_PROCESS["gpu"]}

@@ -12,12 +12,20 @@ from rdtflow.config import validate_config
 from rdtflow.data.episode import read_attributes, read_trajectory
 from rdtflow.evaluate.closed_loop import run_closed_loop
 from rdtflow.evaluate.policies import MeanTrajectoryPolicy, Observations
-from rdtflow.evaluate.run import closed_loop_outcomes, evaluate_baseline, held_out_episodes
-from rdtflow.sim.demos import load_reset
+from rdtflow.evaluate.run import closed_loop_rollouts, evaluate_baseline, held_out_episodes
+from rdtflow.sim.builtin import PickPlaceEnv
 from rdtflow.sim.expert import expert_actions
-from rdtflow.sim.pick_place import PickPlaceBatch, TaskSettings, sample_reset
+from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings, sample_reset
+from rdtflow.sim.registry import reset_states
 
 SETTINGS = TaskSettings()
+SLOTS = ["cam_high"]
+
+
+def roll(policy, layouts, settings=SETTINGS, execute_horizon=4, img_history=2, video_camera=None):
+    states = [layout.to_dict() for layout in layouts]
+    return run_closed_loop(policy, PickPlaceEnv(settings), states, ["go"] * len(states), SLOTS, execute_horizon,
+                           img_history, video_camera)
 
 
 class ExpertChunks:
@@ -55,16 +63,38 @@ def resets(count: int):
 def test_a_policy_that_acts_like_the_expert_succeeds_everywhere():
     layouts = resets(12)
     oracle = ExpertChunks(layouts)
-    outcomes = run_closed_loop(oracle, layouts, ["go"] * 12, SETTINGS, execute_horizon=4, img_history=2)
-    assert all(o["success"] for o in outcomes)
-    assert all(o["final_distance"] < SETTINGS.goal_tolerance for o in outcomes)
+    rollouts = roll(oracle, layouts, video_camera="cam_high")
+    outcomes = rollouts.outcomes
+    assert all(o["success"] and o["held_at_end"] and o["level"] == 2 and o["stage"] == "placed" for o in outcomes)
     assert oracle.calls == int(np.ceil(max(o["steps"] for o in outcomes) / 4))
+    # One frame per observation: the reset's and one per step taken, none after the episode ended.
+    assert [len(frames) for frames in rollouts.recordings] == [o["steps"] + 1 for o in outcomes]
+    assert rollouts.sim_steps == sum(o["steps"] for o in outcomes) and rollouts.stages == ("grasped", "placed")
 
 
 def test_a_policy_that_never_moves_fails_and_runs_to_the_step_limit():
-    outcomes = run_closed_loop(Frozen(), resets(5), ["go"] * 5, SETTINGS, execute_horizon=4, img_history=1)
-    assert not any(o["success"] for o in outcomes)
-    assert all(o["steps"] == SETTINGS.max_steps for o in outcomes)
+    outcomes = roll(Frozen(), resets(5), img_history=1).outcomes
+    assert not any(o["success"] or o["held_at_end"] for o in outcomes)
+    assert all(o["steps"] == SETTINGS.max_steps and o["level"] == 0 and o["stage"] is None for o in outcomes)
+    assert roll(Frozen(), resets(2)).recordings == [[], []]  # nothing filmed unless asked
+
+
+def test_the_level_reached_is_kept_when_the_object_is_dropped_again():
+    """A grasp followed by a release away from the goal reached stage 1 (grasped) but not success."""
+
+    class GraspThenDrop:
+        name = "grasp-then-drop"
+
+        def __call__(self, observations):
+            gripper = observations.qpos[:, :2]
+            closed = np.concatenate([gripper, np.zeros((len(gripper), 1))], axis=1)
+            opened = np.concatenate([gripper, np.ones((len(gripper), 1))], axis=1)
+            return np.stack([closed, opened], axis=1)
+
+    layout = ResetState(gripper=(0.5, 0.5), object=(0.5, 0.52), goal=(0.1, 0.1))
+    outcome = roll(GraspThenDrop(), [layout], execute_horizon=2).outcomes[0]
+    assert outcome == {"success": False, "held_at_end": False, "level": 1, "stage": "grasped",
+                       "steps": SETTINGS.max_steps}
 
 
 def test_observations_carry_history_slots_with_validity():
@@ -75,7 +105,7 @@ def test_observations_carry_history_slots_with_validity():
             seen.append(observations)
             return super().__call__(observations)
 
-    run_closed_loop(Recorder(), resets(2), ["go"] * 2, TaskSettings(max_steps=8), execute_horizon=4, img_history=2)
+    roll(Recorder(), resets(2), TaskSettings(max_steps=8))
     first, second = seen[0], seen[1]
     assert first.frames.shape == (2, 2, 64, 64, 3)
     assert first.frames_valid.tolist() == [[False, True]] * 2
@@ -103,12 +133,14 @@ def _prepared_run(prepared_data):
 
 def test_evaluation_re_simulates_each_held_out_episode_from_its_recorded_initial_state(prepared_data):
     config, episodes = _prepared_run(prepared_data)
-    settings = TaskSettings.from_config(config["demos"]["sim"])
-    recorded = [load_reset(read_attributes(Path(path))) for path in episodes["path"]]
-    assert len(recorded) == 2 and all(o["success"] for o in closed_loop_outcomes(config, ExpertChunks(recorded, settings),
-                                                                                  episodes))
+    settings = TaskSettings(**config["sim"]["options"])
+    states = reset_states([read_attributes(Path(path)) for path in episodes["path"]], list(episodes["path"]),
+                          "builtin-pick-place")
+    recorded = [ResetState.from_dict(state) for state in states]
+    rollouts = closed_loop_rollouts(config, ExpertChunks(recorded, settings), episodes)
+    assert len(recorded) == 2 and all(o["success"] for o in rollouts.outcomes)
     others = resets(2)  # the oracle fails where it plans for other layouts than the simulated ones
-    assert not any(o["success"] for o in closed_loop_outcomes(config, ExpertChunks(others, settings), episodes))
+    assert not any(o["success"] for o in closed_loop_rollouts(config, ExpertChunks(others, settings), episodes).outcomes)
 
 
 def test_the_baseline_is_fitted_on_the_training_episodes_only(prepared_data, tmp_path, monkeypatch):
@@ -122,7 +154,7 @@ def test_the_baseline_is_fitted_on_the_training_episodes_only(prepared_data, tmp
         return fit(cls, trajectories, horizon)
 
     monkeypatch.setattr(MeanTrajectoryPolicy, "fit", classmethod(recording_fit))
-    evaluate_baseline(config, data / "index.parquet", data / "stats.json", tmp_path / "baseline.json")
+    evaluate_baseline(config, data / "index.parquet", data / "stats.json", tmp_path / "baseline.json", tmp_path / "videos")
     index = pd.read_parquet(data / "index.parquet")
     training = [read_trajectory(Path(path), config["data"])[0] for path in index.loc[index["split"] == "train", "path"]]
     assert len(fitted_on) == len(training) == 4

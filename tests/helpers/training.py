@@ -16,7 +16,8 @@ from tests.helpers.sizes import TINY_ENCODERS, TINY_MODEL
 STEPS = 3
 BASE = {
     "run": "equivalence",
-    "demos": {"generate": True, "n_episodes": 6, "sim": {"image_size": 32}},
+    "sim": {"env": "builtin-pick-place", "options": {"image_size": 32}},
+    "demos": {"generate": True, "n_episodes": 6},
     "split": {"held_out": 2},
     "encoders": TINY_ENCODERS,
     "model": {**TINY_MODEL, "pred_horizon": 4},

@@ -24,7 +24,8 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
 # Small enough to run in about a minute on two cores; same code path as the default.
 REDUCED = {
     "run": "e2e",
-    "demos": {"generate": True, "n_episodes": 14, "sim": {"image_size": 32}},
+    "sim": {"env": "builtin-pick-place", "options": {"image_size": 32}},
+    "demos": {"generate": True, "n_episodes": 14},
     "split": {"held_out": 4},
     "encoders": TINY_ENCODERS,
     "model": {**TINY_MODEL, "pred_horizon": 8, "precompute_image_features": True},
@@ -88,7 +89,12 @@ def check_reduced_outputs(run: Path) -> None:
         evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())
         assert evaluation["step"] == step and evaluation["n_episodes"] == 4
         assert 0.0 <= evaluation["success_rate"] <= 1.0 and evaluation["open_loop_mse"] > 0
-        assert len(evaluation["episodes"]) == 4
+        low, high = evaluation["success_interval"]
+        assert low <= evaluation["success_rate"] <= high and list(evaluation["stage_rates"]) == ["grasped", "placed"]
+        assert len(evaluation["episodes"]) == 4 and {"success", "held_at_end", "stage", "steps"} <= set(evaluation["episodes"][0])
+        videos = run / "eval" / "videos" / f"checkpoint-{step}"
+        assert sorted(v["file"] for v in evaluation["videos"]) == sorted(p.name for p in videos.glob("*.mp4"))
+        assert len(evaluation["videos"]) == 3  # eval.videos' default, of 4 held-out episodes
     with_weights = [step for step in (2, 4, 6) if (run / "train" / f"checkpoint-{step}" / "model.safetensors").is_file()]
     assert all((run / "train" / f"checkpoint-{step}" / "ema" / "model.safetensors").is_file() for step in with_weights)
     assert len(with_weights) == 2 and 6 in with_weights  # checkpoints_total_limit 2 keeps best and latest
@@ -98,4 +104,5 @@ def check_reduced_outputs(run: Path) -> None:
     assert baseline["policy"] == "mean-trajectory baseline" and baseline["n_episodes"] == 4
     html = (run / "report" / "index.html").read_text()
     assert "data:image/png;base64," in html and "checkpoint" in html.lower()
+    assert html.count("data:video/mp4;base64,") == 3  # the best checkpoint's rollouts
     assert not list((run / "train").glob("*.tmp"))

@@ -30,10 +30,10 @@ def golden_run_config(tmp_path: Path, pretrained: Path, **model) -> dict:
     64-d language tokens up to 24, 48-d image tokens, 2 frames x 3 cameras x 16 patches."""
     return validate_config({
         "run": "golden", "results_dir": str(tmp_path),
-        "demos": {"sim": {"image_size": 32}},  # 32 px / patch 8 = 16 patches per image
         "data": {"preset": "agilex"},
         "encoders": {"max_lang_tokens": 24,
-                     "tiny_vision": {"hidden_size": 48, "num_attention_heads": 4, "patch_size": 8},
+                     # 32 px / patch 8 = 16 patches per image
+                     "tiny_vision": {"image_size": 32, "hidden_size": 48, "num_attention_heads": 4, "patch_size": 8},
                      "tiny_text": {"d_model": 64}},
         "model": {"hidden_size": 64, "depth": 3, "num_heads": 4, "pred_horizon": 16, "img_history_size": 2,
                   "pretrained": str(pretrained), **model},

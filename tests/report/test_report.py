@@ -6,9 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from rdtflow.evaluate.stats import wilson_interval
+from rdtflow.evaluate.videos import write_video
 from rdtflow.report.collect import (
     SUCCESS_NOT_MEASURED,
     best_checkpoint,
@@ -21,7 +24,8 @@ STEPS = [100, 200, 300]
 LAYOUT = {"micro_batch": 16, "accumulation": 2, "processes": 2}
 SCRIPT_EPISODE = "<script>alert(1)</script>"
 EPISODES = ["episode_00001", SCRIPT_EPISODE]
-CONFIG = {"run": "demo-run", "seed": 0, "demos": {"generate": True, "sim": {"max_steps": 70}},
+CONFIG = {"run": "demo-run", "seed": 0, "demos": {"generate": True},
+          "sim": {"env": "builtin-pick-place", "options": {"max_steps": 70}},
           "data": {"cameras": ["cam_high"]}, "split": {"held_out": 0.2},
           "model": {"pretrained": None}, "train": {"max_steps": 300}, "eval": {"execute_horizon": 8}}
 
@@ -32,15 +36,30 @@ def _write_json(path: Path, payload: dict) -> Path:
     return path
 
 
-def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: float) -> dict:
-    """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator)."""
+def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: float,
+                video_dir: Path | None = None) -> dict:
+    """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator).
+    With `video_dir`, one real rollout video of the first failure (or success) is written there."""
     n_successes = None if success_rate is None else round(success_rate * len(EPISODES))
     episodes = [{"episode_id": episode_id,
                  "success": None if n_successes is None else index < n_successes,
-                 "steps": 40 + index, "final_distance": 0.0123456 * (index + 1)}
+                 "held_at_end": None if n_successes is None else index < n_successes,
+                 "stage": None if n_successes is None or index >= n_successes else "placed",
+                 "steps": 40 + index}
                 for index, episode_id in enumerate(EPISODES)]
-    return {"step": step, "policy": policy, "success_rate": success_rate, "n_episodes": len(EPISODES),
-            "open_loop_mse": mse, "episodes": episodes}
+    result = {"step": step, "policy": policy, "simulator": None if success_rate is None else "builtin-pick-place",
+              "success_rate": success_rate, "n_episodes": len(EPISODES), "open_loop_mse": mse, "episodes": episodes,
+              "videos": []}
+    if n_successes is not None:
+        interval = list(wilson_interval(n_successes, len(EPISODES)))
+        result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval}
+    if video_dir is not None and n_successes is not None:
+        filmed = next((e for e in episodes if not e["success"]), episodes[0])
+        frame = np.zeros((64, 64, 3), dtype=np.uint8)
+        write_video(video_dir / "filmed.mp4", np.stack([frame, 255 - frame]), fps=10)
+        result["videos"] = [{"episode_id": filmed["episode_id"], "file": "filmed.mp4", "success": filmed["success"],
+                             "bytes": (video_dir / "filmed.mp4").stat().st_size}]
+    return result
 
 
 def _make_run(root: Path, success_rates: list[float | None], baseline_rate: float | None) -> dict:
@@ -65,13 +84,15 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step * 64, "epoch": 0.5,
                                                        "effective_batch": 64, "layout": LAYOUT})
         checkpoint_dirs.append(directory)
+    video_dirs = [root / f"eval/videos/checkpoint-{step}" for step in STEPS]
     eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
-                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period)))
-                  for period, (step, rate) in enumerate(zip(STEPS, success_rates))]
+                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period), video_dir))
+                  for period, (step, rate, video_dir) in enumerate(zip(STEPS, success_rates, video_dirs))]
     baseline = _write_json(root / "eval/baseline.json",
                            _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2))
     return {"config": CONFIG, "validation_json": validation, "index_parquet": index,
-            "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "baseline_json": baseline,
+            "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "video_dirs": video_dirs,
+            "baseline_json": baseline,
             "out_html": root / "report/index.html", "loss_png": root / "report/loss.png",
             "success_png": root / "report/success.png"}
 
@@ -92,6 +113,15 @@ def test_page_is_self_contained(page: str) -> None:
     assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page)
     assert "<link" not in page
     assert page.count('src="data:image/png;base64,') == 2
+    assert page.count('src="data:video/mp4;base64,') == 1  # the best checkpoint's rollout
+
+
+def test_rates_carry_their_interval_and_the_best_is_tested_against_the_final(page: str) -> None:
+    headline = page.split('class="headline"')[1].split("</div>")[0]
+    assert "100.0% [34.2%, 100.0%] success on 2 held-out episodes" in headline  # Wilson, 2 of 2
+    assert ("Best against final on the same 2 initial states: not significantly different (exact McNemar p = 1; "
+            "only the best succeeds on 1, only the final on 0)") in headline
+    assert "<th>stage reached</th>" in page and "<td>placed</td>" in page
 
 
 def test_figures_are_written_next_to_page(tmp_path: Path) -> None:

@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 from rdtflow.data.episode import read_episode
-from rdtflow.sim.demos import generate_demos, load_reset
+from rdtflow.errors import RdtflowError
+from rdtflow.sim.demos import write_demos
 from rdtflow.sim.expert import expert_actions, sample_aim_offsets
 from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings, sample_reset
+from rdtflow.sim.registry import reset_states
 
 SETTINGS = TaskSettings()
 DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images",
@@ -81,14 +83,16 @@ def test_expert_solves_random_layouts():
 
 
 def test_generated_demos_are_deterministic_and_replayable(tmp_path):
-    generate_demos(tmp_path / "a", 3, seed=5, settings=SETTINGS)
-    generate_demos(tmp_path / "b", 3, seed=5, settings=SETTINGS)
+    summary = write_demos(tmp_path / "a", 3, 5, ["cam_high"], {}, workers=1)
+    write_demos(tmp_path / "b", 3, 5, ["cam_high"], {}, workers=1)
+    assert summary["expert_success_rate"] == 1.0 and summary["stage_rates"] == {"grasped": 1.0, "placed": 1.0}
     first = read_episode(tmp_path / "a" / "episode_00001.hdf5", DATA_CFG)
     again = read_episode(tmp_path / "b" / "episode_00001.hdf5", DATA_CFG)
     np.testing.assert_array_equal(first.action, again.action)
     assert first.frames == again.frames
     # Replaying the recorded actions from the stored reset reproduces the recorded states.
-    scenes = PickPlaceBatch.from_resets(SETTINGS, [load_reset(first.attrs)])
+    [state] = reset_states([first.attrs], ["episode_00001.hdf5"], "builtin-pick-place")
+    scenes = PickPlaceBatch.from_resets(SETTINGS, [ResetState.from_dict(state)])
     for step, action in enumerate(first.action):
         np.testing.assert_allclose(scenes.qpos()[0], first.qpos[step], atol=1e-6)
         scenes.step(action[None].astype(np.float64))
@@ -97,5 +101,11 @@ def test_generated_demos_are_deterministic_and_replayable(tmp_path):
 
 
 def test_missing_reset_attribute_is_explained():
-    with pytest.raises(KeyError, match="sim_reset"):
-        load_reset({})
+    with pytest.raises(RdtflowError, match="recorded.hdf5 has no 'sim_reset' attribute: .*sim.env: null"):
+        reset_states([{}], ["recorded.hdf5"], "builtin-pick-place")
+
+
+def test_an_episode_of_another_simulator_is_refused():
+    attrs = {"sim_reset": "{}", "sim_env": "aloha-insertion"}
+    with pytest.raises(RdtflowError, match="recorded in sim.env 'aloha-insertion', but this run evaluates in 'builtin"):
+        reset_states([attrs], ["e.hdf5"], "builtin-pick-place")

@@ -18,7 +18,7 @@ from rdtflow.train.checkpoint import (
     CorruptCheckpoint,
     DiskSpaceError,
     checkpoint_problem,
-    load_policy,
+    load_checkpoint_weights,
     resumable_checkpoint,
     save_checkpoint,
 )
@@ -32,11 +32,11 @@ def damage(path: Path, truncate: bool = False) -> None:
 
 def test_an_intact_checkpoint_passes_and_a_damaged_one_is_named(tmp_path):
     folder = write_checkpoint(tmp_path, 2)
-    assert checkpoint_problem(folder) is None and load_policy(folder)[0] is not None
+    assert checkpoint_problem(folder) is None and load_checkpoint_weights(folder)[0] is not None
     damage(folder / "model.safetensors")
     assert "model.safetensors does not match its checksum" in checkpoint_problem(folder)
     with pytest.raises(CorruptCheckpoint, match="delete .*checkpoint-2 and re-run"):
-        load_policy(folder)
+        load_checkpoint_weights(folder)
 
 
 def test_evaluation_loads_the_ema_weights_when_the_run_kept_an_ema(tmp_path):
@@ -46,7 +46,7 @@ def test_evaluation_loads_the_ema_weights_when_the_run_kept_an_ema(tmp_path):
     ema = EMAModel(RDTPolicy(TINY).parameters(), decay=0.9)
     torch.manual_seed(2)
     policy = RDTPolicy(TINY)
-    loaded = load_policy(write_checkpoint(tmp_path, 2, ema=ema, policy=policy))[0].state_dict()
+    loaded = load_checkpoint_weights(write_checkpoint(tmp_path, 2, ema=ema, policy=policy))[0].state_dict()
     parameters = dict(policy.named_parameters())
     differing = [name for (name, live), shadow in zip(parameters.items(), ema.shadow_params, strict=True)
                  if not torch.equal(live, shadow)]
@@ -54,7 +54,7 @@ def test_evaluation_loads_the_ema_weights_when_the_run_kept_an_ema(tmp_path):
     for name, shadow in zip(parameters, ema.shadow_params, strict=True):
         torch.testing.assert_close(loaded[name], shadow, rtol=0, atol=0)
     without_ema = write_checkpoint(tmp_path / "plain", 2, policy=policy)
-    torch.testing.assert_close(load_policy(without_ema)[0].state_dict(), policy.state_dict(), rtol=0, atol=0)
+    torch.testing.assert_close(load_checkpoint_weights(without_ema)[0].state_dict(), policy.state_dict(), rtol=0, atol=0)
 
 
 def test_resume_skips_a_truncated_checkpoint_for_the_latest_intact_one(tmp_path, capsys):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from rdtflow.paths import CheckpointFile, RunPaths
-from rdtflow.train.checkpoint import load_policy
+from rdtflow.train.checkpoint import load_checkpoint_weights
 from rdtflow.train.retention import apply_retention
 
 SUCCESS = {100: 0.2, 200: 0.9, 300: 0.5, 400: 0.6, 500: 0.7}
@@ -92,4 +92,4 @@ def test_evaluating_a_pruned_checkpoint_explains_why_it_cannot(tmp_path):
     paths = fake_run(tmp_path)
     retain(paths, 2)
     with pytest.raises(FileNotFoundError, match="checkpoints_total_limit"):
-        load_policy(paths.checkpoint(100))
+        load_checkpoint_weights(paths.checkpoint(100))

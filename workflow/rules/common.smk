@@ -58,6 +58,11 @@ def log_file(stage):
     return str(PATHS.job_log(stage, "{step}" if stage in STEP_STAGES else None))
 
 
+def benchmark_file(stage):
+    """Where Snakemake records the job's wall time and peak memory (scripts/run_benchmark.sh sums them per stage)."""
+    return str(PATHS.job_benchmark(stage, "{step}" if stage in STEP_STAGES else None))
+
+
 def demo_inputs():
     """Generated demos (a folder this workflow writes) or every *.hdf5 file of the user's folder."""
     if config["demos"]["generate"]:

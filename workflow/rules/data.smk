@@ -10,6 +10,8 @@ rule demos:
         settings=settings("demos"),
     log:
         log_file("demos"),
+    benchmark:
+        benchmark_file("demos")
     conda:
         CONDA_ENV
     shell:
@@ -27,6 +29,8 @@ rule validate:
         settings=settings("validate"),
     log:
         log_file("validate"),
+    benchmark:
+        benchmark_file("validate")
     conda:
         CONDA_ENV
     shell:
@@ -43,6 +47,8 @@ rule split:
         settings=settings("split"),
     log:
         log_file("split"),
+    benchmark:
+        benchmark_file("split")
     conda:
         CONDA_ENV
     shell:
@@ -59,6 +65,8 @@ rule manifest:
         settings=settings("manifest"),
     log:
         log_file("manifest"),
+    benchmark:
+        benchmark_file("manifest")
     conda:
         CONDA_ENV
     shell:
@@ -74,6 +82,8 @@ rule encoders:
         settings=settings("encoders"),
     log:
         log_file("encoders"),
+    benchmark:
+        benchmark_file("encoders")
     conda:
         CONDA_ENV
     shell:
@@ -90,6 +100,8 @@ rule encode_lang:
         settings=settings("encode_lang"),
     log:
         log_file("encode_lang"),
+    benchmark:
+        benchmark_file("encode_lang")
     conda:
         CONDA_ENV
     shell:
@@ -106,6 +118,8 @@ rule encode_images:
         settings=settings("encode_images"),
     log:
         log_file("encode_images"),
+    benchmark:
+        benchmark_file("encode_images")
     conda:
         CONDA_ENV
     shell:

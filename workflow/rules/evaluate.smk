@@ -5,18 +5,23 @@ rule eval:
     input:
         unpack(inputs("eval")),
     output:
-        report(
+        out_path=report(
             outputs("eval")["out_path"],
             caption="../report/evaluation.rst",
             category="Evaluation",
             subcategory="checkpoints",
         ),
+        video_dir=directory(outputs("eval")["video_dir"]),
     params:
         run_config=run_config("eval"),
         settings=settings("eval"),
     threads: EVAL_THREADS
+    resources:
+        **EVAL_RESOURCES,
     log:
         log_file("eval"),
+    benchmark:
+        benchmark_file("eval")
     conda:
         CONDA_ENV
     shell:
@@ -42,6 +47,8 @@ rule retention:
         settings=settings("retention"),
     log:
         log_file("retention"),
+    benchmark:
+        benchmark_file("retention")
     conda:
         CONDA_ENV
     shell:
@@ -52,13 +59,16 @@ rule baseline:
     input:
         **inputs("baseline"),
     output:
-        report(outputs("baseline")["out_path"], caption="../report/evaluation.rst", category="Evaluation",
-               subcategory="baseline"),
+        out_path=report(outputs("baseline")["out_path"], caption="../report/evaluation.rst", category="Evaluation",
+                        subcategory="baseline"),
+        video_dir=directory(outputs("baseline")["video_dir"]),
     params:
         run_config=run_config("baseline"),
         settings=settings("baseline"),
     log:
         log_file("baseline"),
+    benchmark:
+        benchmark_file("baseline")
     conda:
         CONDA_ENV
     shell:

@@ -13,6 +13,8 @@ rule report:
         settings=settings("report"),
     log:
         log_file("report"),
+    benchmark:
+        benchmark_file("report")
     conda:
         CONDA_ENV
     shell:

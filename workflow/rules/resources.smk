@@ -3,9 +3,11 @@
 # (rdtflow/train/launch.py).
 import os
 
-from rdtflow.train.launch import train_command, train_job_resources, train_runtime_minutes
+from rdtflow.train.launch import eval_job_resources, train_command, train_job_resources, train_runtime_minutes
 
 TRAIN_RESOURCES = train_job_resources(config["hardware"])
+# An evaluation job runs its policy on one GPU where the profile has GPUs.
+EVAL_RESOURCES = eval_job_resources(config["hardware"])
 # eval.threads auto: all of this machine's cores, which Snakemake lowers to its --cores.
 EVAL_THREADS = os.cpu_count() if config["eval"]["threads"] == "auto" else config["eval"]["threads"]
 

@@ -12,6 +12,8 @@ rule plan:
         settings=settings("plan"),
     log:
         log_file("plan"),
+    benchmark:
+        benchmark_file("plan")
     conda:
         CONDA_ENV
     shell:
@@ -36,6 +38,8 @@ rule train:
         runtime=train_runtime,
     log:
         log_file("train"),
+    benchmark:
+        benchmark_file("train")
     conda:
         CONDA_ENV
     shell:

@@ -1,0 +1,43 @@
+"""Turning a user's `sim.options` mapping into an environment's settings, with errors that name the key.
+
+The options are free-form in the config schema because each environment has its own; each
+environment declares them as a frozen dataclass, and this one function checks a mapping
+against it, so every simulator reports a typo or a wrong type the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar, get_type_hints
+
+from rdtflow.errors import ConfigError
+
+Settings = TypeVar("Settings")
+KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def settings_from_options(cls: type[Settings], options: dict[str, Any], env: str) -> Settings:
+    """`cls(**options)`, where an unknown key, a wrong type or a value `cls` refuses is a ConfigError."""
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    for key, value in options.items():
+        if key not in fields:
+            raise ConfigError(
+                f"sim.options.{key} is not an option of {env}; its options are {', '.join(fields)} "
+                "(docs/simulators.md)"
+            )
+        expected = hints[key]
+        accepted = (int, float) if expected is float else (expected,)
+        if isinstance(value, bool) != (expected is bool) or not isinstance(value, accepted):
+            raise ConfigError(f"sim.options.{key} of {env} is {value!r}; it must be {KINDS.get(expected, expected.__name__)}")
+    try:
+        return cls(**options)
+    except ValueError as error:
+        raise ConfigError(f"sim.options of {env}: {error}") from None
+
+
+def require_positive(settings: object, *names: str) -> None:
+    """For a settings dataclass's __post_init__: these fields must be greater than zero."""
+    for name in names:
+        if getattr(settings, name) <= 0:
+            raise ValueError(f"{name} must be greater than 0, not {getattr(settings, name)}")
