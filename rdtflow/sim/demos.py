@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from rdtflow.data.episode import write_episode
+from rdtflow.progress import progress
 from rdtflow.sim.builtin import CAMERA, NAME, PickPlaceEnv, make_env
 from rdtflow.sim.env import ENV_ATTRIBUTE, RESET_ATTRIBUTE
 from rdtflow.sim.expert import expert_actions, sample_aim_offsets
@@ -43,7 +43,7 @@ def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], o
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "instruction.json").write_text(json.dumps({"instruction": env.instruction}, indent=1))
-    for index in tqdm(range(n_episodes), desc="writing demos", unit="episode"):
+    for index in progress(range(n_episodes), desc="writing demos", unit="episode"):
         length = int(scenes.steps[index])
         write_episode(
             out_dir / f"episode_{index:05d}.hdf5",

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from rdtflow.data.episode import write_episode
+from rdtflow.progress import progress
 from rdtflow.sim.aloha.env import AlohaEnv, make_env
 from rdtflow.sim.aloha.expert import expert_rollout
 from rdtflow.sim.aloha.tasks import INSERTION, TASKS, TRANSFER_CUBE, AlohaTask
@@ -109,7 +109,7 @@ def write_demos(task: AlohaTask, out_dir: Path, n_episodes: int, seed: int, came
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     episodes = _outcomes(task, out_dir, n_episodes, seed, cameras, options, workers)
-    outcomes = list(tqdm(episodes, total=n_episodes, desc=f"{task.name} demos", unit="episode"))
+    outcomes = list(progress(episodes, total=n_episodes, desc=f"{task.name} demos", unit="episode"))
     (out_dir / "instruction.json").write_text(json.dumps({"instruction": task.instruction}, indent=1))
     summary = _summary(task, outcomes, time.perf_counter() - started)
     (out_dir / "expert.json").write_text(json.dumps(summary, indent=1))
