@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from rdtflow.errors import ConfigError
-from rdtflow.sim.env import SimEnv, check_observation
+from rdtflow.errors import ConfigError, RdtflowError
+from rdtflow.sim.env import ENV_ATTRIBUTE, RESET_ATTRIBUTE, SimEnv, check_observation
 from rdtflow.sim.factories import DOCS, import_object
 
 
@@ -94,9 +94,6 @@ def probe_env(sim_cfg: dict, cameras: list[str]) -> None:
 
 def reset_states(attributes: list[dict[str, Any]], names: list[str], sim_env: str) -> list[dict[str, Any]]:
     """Each episode's stored initial state (RESET_ATTRIBUTE), or an error naming the file and the fix."""
-    from rdtflow.errors import RdtflowError
-    from rdtflow.sim.env import ENV_ATTRIBUTE, RESET_ATTRIBUTE
-
     states = []
     for attrs, name in zip(attributes, names):
         if RESET_ATTRIBUTE not in attrs:
