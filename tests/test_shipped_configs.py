@@ -38,6 +38,17 @@ def test_each_benchmark_config_passes_the_start_up_check_and_holds_out_50_initia
     assert config["data"]["control_frequency"] == 50  # gym-aloha steps at 50 Hz
 
 
+def test_the_gpu_benchmark_sees_all_three_cameras_whole_and_fits_a_24_gb_card_in_one_micro_batch():
+    config = validate_config(shipped("config/benchmarks/aloha-transfer-cube-gpu.yaml"))
+    plan = plan_for(config)
+    assert config["sim"]["env"] == "aloha-transfer-cube" and config["hardware"]["device"] == "gpu"
+    assert config["split"] == shipped("config/benchmarks/aloha-transfer-cube.yaml")["split"]  # the CPU run's held-out states
+    assert plan.image_slots == ["exterior: cam_high", "right_wrist: cam_right_wrist", "left_wrist: cam_left_wrist"]
+    assert config["encoders"]["tiny_vision"]["image_size"] == config["sim"]["options"]["image_width"]  # not downscaled
+    assert not config["model"]["precompute_image_features"]
+    assert (plan.layout["micro_batch"], plan.layout["accumulation"]) == (128, 1) and plan.peak_gib < plan.usable_gib
+
+
 def test_the_paper_config_is_the_seed_recipe():
     config = validate_config(paper())
     train, hardware = config["train"], config["hardware"]

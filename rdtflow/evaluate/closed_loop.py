@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from rdtflow.data.episode import encode_jpeg
-from rdtflow.evaluate.policies import ChunkPolicy, Observations
+from rdtflow.evaluate.policies import ChunkPolicy, Observations, slot_frames
 from rdtflow.progress import progress
 from rdtflow.sim.env import SimEnv, SimObservation
 
@@ -31,20 +30,6 @@ class Rollouts:
     sim_steps: int  # episode steps simulated, summed over the batch
     stepping_seconds: float  # the steps alone, policy calls included
     stages: tuple[str, ...]  # the simulator's stage names: level k reached means stages[k-1]
-
-
-def _slot_frames(history: deque[SimObservation], slots: list[str | None], img_history: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 (B, img_history * len(slots), H, W, 3) frames and their validity, frame-major then
-    camera as in training; slots before the first step or without a camera are masked."""
-    missing = img_history - len(history)
-    observations = [history[0]] * missing + list(history)
-    cameras = [camera for camera in slots if camera is not None]
-    placeholder = np.zeros_like(history[0].frames[cameras[0]])  # masked out by the policy's inputs
-    frames = [observation.frames[camera] if camera is not None else placeholder
-              for observation in observations for camera in slots]
-    valid = [index >= missing and camera is not None for index in range(img_history) for camera in slots]
-    batch = len(placeholder)
-    return torch.from_numpy(np.stack(frames, axis=1)), torch.tensor([valid] * batch)
 
 
 def run_closed_loop(
@@ -73,7 +58,7 @@ def run_closed_loop(
         if observation.done.all():
             break
         if not pending:
-            frames, valid = _slot_frames(history, slots, img_history)
+            frames, valid = slot_frames([past.frames for past in history], slots, img_history)
             chunk = policy(Observations(qpos=observation.qpos, frames=frames, frames_valid=valid,
                                         instructions=instructions, steps=np.full(batch, step)))  # (B, H, A)
             pending.extend(chunk[:, :execute_horizon].transpose(1, 0, 2))

@@ -16,7 +16,7 @@ import torch
 
 from rdtflow.data.cameras import camera_slots
 from rdtflow.errors import MissingFile, RdtflowError
-from rdtflow.evaluate.policies import DiffusionPolicy, Observations
+from rdtflow.evaluate.policies import DiffusionPolicy, Observations, slot_frames
 from rdtflow.model.encoders import TextEncoder, VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
@@ -81,15 +81,12 @@ class RobotPolicy:
         if len(lengths) != 1:
             raise ValueError(f"cameras give different numbers of history frames: { {c: len(h) for c, h in history.items()} }")
         present = lengths.pop()
-        absent = self.img_history - present
-        blank = np.zeros_like(history[self.cameras[0]][0])
-        images = [history[camera][max(index - absent, 0)] if camera is not None else blank
-                  for index in range(self.img_history) for camera in self.slots]
-        valid = [index >= absent and camera is not None for index in range(self.img_history) for camera in self.slots]
+        frames, valid = slot_frames([{camera: images[index:index + 1] for camera, images in history.items()}
+                                     for index in range(present)], self.slots, self.img_history)
         self._embed(instruction)
         chunk = self.diffusion(Observations(
-            qpos=np.asarray(qpos, dtype=np.float32)[None], frames=torch.from_numpy(np.stack(images)[None]),
-            frames_valid=torch.tensor([valid]), instructions=[instruction], steps=np.zeros(1, dtype=int)))
+            qpos=np.asarray(qpos, dtype=np.float32)[None], frames=frames, frames_valid=valid,
+            instructions=[instruction], steps=np.zeros(1, dtype=int)))
         return chunk[0]
 
     def _history(self, frames: dict[str, np.ndarray], camera: str) -> np.ndarray:

@@ -6,6 +6,7 @@ runner and the open-loop error treat them identically.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,6 +24,25 @@ class Observations:
     frames_valid: torch.Tensor  # (B, S) bool
     instructions: list[str]
     steps: np.ndarray  # (B,) time step within the episode
+
+
+def slot_frames(history: Sequence[Mapping[str, np.ndarray]], slots: list[str | None],
+                img_history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image slots of a batch as training laid them out: uint8 (B, img_history * len(slots),
+    H, W, 3), frame-major then camera, and their validity (B, S).
+
+    `history` holds the last 1..img_history observations, oldest first, each camera -> (B, H, W, 3).
+    Slots before the first observation repeat it and are masked, as at the start of a training
+    episode; slots without a camera are masked too.
+    """
+    missing = img_history - len(history)
+    observations = [history[0]] * missing + list(history)
+    cameras = [camera for camera in slots if camera is not None]
+    placeholder = np.zeros_like(history[0][cameras[0]])  # masked out by the policy's inputs
+    frames = [observation[camera] if camera is not None else placeholder
+              for observation in observations for camera in slots]
+    valid = [index >= missing and camera is not None for index in range(img_history) for camera in slots]
+    return torch.from_numpy(np.stack(frames, axis=1)), torch.tensor([valid] * len(placeholder))
 
 
 class ChunkPolicy(Protocol):

@@ -10,9 +10,11 @@ from rdtflow.train.layout import checkpoint_steps
 
 
 # Schema (workflow/schemas/config.schema.yaml) with defaults, the hardware profile, the
-# training lints, the folders the config names and the split's size: a bad config stops
-# here, before any job runs.
-validate_config(config, check_files=True)
+# training lints, the folders the config names, the simulator and the split's size: a bad
+# config stops here, before any job runs. A job that Snakemake runs in its own process (a
+# Slurm job re-reads this file) skips the file checks the main process made: they would only
+# repeat, and building the simulator there costs seconds per job.
+validate_config(config, check_files=workflow.is_main_process)
 
 PATHS = RunPaths.from_config(config)
 CHECKPOINT_STEPS = checkpoint_steps(config["train"])

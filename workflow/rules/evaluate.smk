@@ -1,4 +1,6 @@
 # Every checkpoint, and the blind baseline, on the held-out episodes; then checkpoint retention.
+# Where only one job fits at a time (2 cores), a checkpoint's evaluation goes before the next
+# period's training (priority), so each success rate is known while training continues.
 
 
 rule eval:
@@ -16,6 +18,7 @@ rule eval:
         run_config=run_config("eval"),
         settings=settings("eval"),
     threads: EVAL_THREADS
+    priority: 1
     resources:
         **EVAL_RESOURCES,
     log:
