@@ -137,7 +137,7 @@ def _baseline(job: Job) -> None:
 
 
 def _report(job: Job) -> None:
-    from rdtflow.report.html import write_report
+    from rdtflow.report.page import write_report
 
     write_report(config=job.config, **_paths(job))
     print(f"report: {Path(job.outputs['out_html']).resolve()}")
@@ -179,7 +179,7 @@ STAGES: dict[str, tuple[Callable[[Job], None], str]] = {
     "retention": (_retention, "Apply train.checkpoints_total_limit once checkpoint --step is evaluated: delete the "
                   "weights of checkpoints that are neither the best by held-out success nor the latest."),
     "baseline": (_baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes."),
-    "report": (_report, "Write the self-contained HTML report: report/index.html."),
+    "report": (_report, "Write the self-contained HTML report (report/index.html) and provenance.json."),
 }
 STEP_FLAGS = {"train": ("--until-step", "optimizer step of the checkpoint to write"),
               "eval": ("--step", "optimizer step of the checkpoint to evaluate"),

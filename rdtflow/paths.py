@@ -117,8 +117,17 @@ class RunPaths:
         return self.root / "report" / "index.html"
 
     @property
-    def loss_figure(self) -> Path:
-        return self.root / "report" / "loss.png"
+    def training_figure(self) -> Path:
+        return self.root / "report" / "training.png"
+
+    @property
+    def episode_lengths_figure(self) -> Path:
+        return self.root / "report" / "episode_lengths.png"
+
+    @property
+    def provenance(self) -> Path:
+        """What made the run: code, packages, config hash, machine and each stage's wall time."""
+        return self.root / "provenance.json"
 
     @property
     def success_figure(self) -> Path:

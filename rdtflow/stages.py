@@ -38,6 +38,20 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 STEP_STAGES = ("train", "eval", "retention")  # one job per checkpoint step
 
 
+def active_jobs(config: dict) -> list[tuple[str, int | None]]:
+    """(stage, checkpoint step or None) of every job this config runs, in workflow order."""
+    encoders = config["encoders"]
+    skipped = {
+        "demos": not config["demos"]["generate"],
+        "encoders": encoders["vision_path"] is not None and encoders["text_path"] is not None,
+        "encode_images": not config["model"]["precompute_image_features"],
+        "retention": config["train"]["checkpoints_total_limit"] is None,
+    }
+    steps = checkpoint_steps(config["train"])
+    return [(stage, step) for stage in STAGE_SECTIONS if not skipped.get(stage, False)
+            for step in (steps if stage in STEP_STAGES else [None])]
+
+
 def stage_config(config: dict, stage: str) -> dict:
     """The part of a (validated) config that `stage` depends on."""
     keys = ALWAYS + STAGE_SECTIONS[stage]
@@ -94,10 +108,13 @@ def stage_files(config: dict, stage: str, step: int | str | None = None) -> Stag
                                        {"out_path": str(paths.baseline), "video_dir": str(paths.videos(None))}),
         "report": lambda: StageFiles(
             {"validation_json": str(paths.validation_report), "index_parquet": str(paths.index),
-             "checkpoint_dirs": [str(paths.checkpoint(s)) for s in steps],
+             "plan_json": str(paths.plan), "checkpoint_dirs": [str(paths.checkpoint(s)) for s in steps],
              "eval_files": [str(paths.evaluation(s)) for s in steps],
-             "video_dirs": [str(paths.videos(s)) for s in steps], "baseline_json": str(paths.baseline)},
-            {"out_html": str(paths.report), "loss_png": str(paths.loss_figure), "success_png": str(paths.success_figure)},
+             "video_dirs": [str(paths.videos(s)) for s in steps], "baseline_json": str(paths.baseline),
+             "benchmark_files": [str(paths.job_benchmark(stage, s)) for stage, s in active_jobs(config) if stage != "report"]},
+            {"out_html": str(paths.report), "training_png": str(paths.training_figure),
+             "success_png": str(paths.success_figure), "episode_lengths_png": str(paths.episode_lengths_figure),
+             "provenance_out": str(paths.provenance)},
         ),
     }
     return files[stage]()

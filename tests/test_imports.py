@@ -14,7 +14,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "rdtflow"
 LAYERS = [
-    {"rdtflow.errors", "rdtflow.paths", "rdtflow.progress", "rdtflow.schema_messages", "rdtflow.presets"},
+    {"rdtflow.errors", "rdtflow.paths", "rdtflow.progress", "rdtflow.schema_messages", "rdtflow.presets",
+     "rdtflow.machine"},
     {"rdtflow.data", "rdtflow.sim"},
     {"rdtflow.model"},
     {"rdtflow.train"},

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+import zipfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -18,7 +19,9 @@ import yaml
 
 from rdtflow.cli import main as rdtflow
 from rdtflow.paths import CheckpointFile
+from rdtflow.report.collect import best_checkpoint, evaluations_frame
 from rdtflow.train.launch import train_command
+from tests.helpers.browser import ARTIFACTS, view_page
 from tests.helpers.workflow import ENV, REPO, SNAKEMAKE, check_reduced_outputs, planned_rules, snakemake, write_config
 
 
@@ -65,11 +68,40 @@ def test_long_stages_write_plain_progress_lines_to_their_logs(finished_run):
     assert "closed loop: 70/70 steps (100%)" in (run / "logs" / "eval" / "checkpoint-2.log").read_text()
 
 
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_report_reads_in_a_real_browser(finished_run, width):
+    """Headless Chromium at a laptop's and a phone's width: nothing fails to load, every image
+    and video shows, nothing runs off the side of the page, and the headline holds the best
+    checkpoint's numbers as its eval JSON has them."""
+    _, run = finished_run
+    evaluations = [json.loads(path.read_text()) for path in sorted((run / "eval").glob("checkpoint-*.json"))]
+    best = best_checkpoint(evaluations_frame(evaluations))
+    [evaluation] = [e for e in evaluations if e["step"] == best["step"]]
+    view = view_page(run / "report" / "index.html", width, ARTIFACTS / f"report-{width}px.png", (".headline",))
+    assert view.console_errors == [] and view.failed_requests == []
+    assert len(view.images) >= 6 and all(image["naturalWidth"] > 0 for image in view.images), view.images
+    assert len(view.videos) == len(evaluation["videos"]) == 3 and all(state >= 2 for state in view.videos)
+    assert view.scroll_width <= view.inner_width
+    low, high = evaluation["success_interval"]
+    assert (f"Best checkpoint: step {evaluation['step']} — {evaluation['success_rate']:.1%} [{low:.1%}, {high:.1%}] "
+            f"success on {evaluation['n_episodes']} held-out episodes") in view.texts[".headline"]
+    assert (ARTIFACTS / f"report-{width}px.png").stat().st_size > 0
+
+
 def test_snakemakes_own_report_collects_the_figures(finished_run, tmp_path):
+    """`snakemake --report report.zip`: the archive unpacks, holds the figures with their
+    captions, and its index opens in the same browser without errors."""
     config_file, _ = finished_run
-    snakemake(config_file, "--report", str(tmp_path / "report.html"))
-    html = (tmp_path / "report.html").read_text()
-    assert "loss.png" in html and "success.png" in html
+    snakemake(config_file, "--report", str(tmp_path / "report.zip"))
+    with zipfile.ZipFile(tmp_path / "report.zip") as archive:
+        archive.extractall(tmp_path / "unpacked")
+        names = archive.namelist()
+    assert all(any(name.endswith(figure) for name in names) for figure in ("training.png", "success.png",
+                                                                           "episode_lengths.png"))
+    [index] = [tmp_path / "unpacked" / name for name in names if name.endswith("/report.html")]
+    assert "gradient norm before" in index.read_text()  # workflow/report/training.rst, the caption
+    view = view_page(index, 1280, ARTIFACTS / "snakemake-report-1280px.png")
+    assert view.console_errors == [] and view.failed_requests == []
 
 
 def test_config_values_on_the_command_line_adjust_the_default():

@@ -11,9 +11,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pandas as pd
 
-from rdtflow.paths import CheckpointFile
+from rdtflow.data.cameras import recorded_cameras
+from rdtflow.data.episode import read_frame
+from rdtflow.paths import CheckpointFile, checkpoint_step
 
 SUCCESS_NOT_MEASURED = "no simulator: success rate not measured"
 """Shown wherever a success rate is null: offline data has no simulator to roll out in."""
@@ -61,6 +64,14 @@ def evaluations_frame(evaluations: list[dict[str, Any]]) -> pd.DataFrame:
     return frame.sort_values("step").reset_index(drop=True)
 
 
+def stage_rates_frame(evaluations: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rate of each task stage reached per checkpoint: one column per stage, indexed by step
+    (no columns for evaluations without a simulator)."""
+    rows = {evaluation["step"]: {stage: rate["rate"] for stage, rate in (evaluation.get("stage_rates") or {}).items()}
+            for evaluation in evaluations}
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
 def load_evaluations(eval_files: list[Path]) -> pd.DataFrame:
     """Read eval/checkpoint-{step}.json files into the per-checkpoint table of the report."""
     return evaluations_frame([read_json(path) for path in eval_files])
@@ -94,3 +105,50 @@ def load_split_counts(index_parquet: Path) -> dict[str, int]:
     splits = pd.read_parquet(index_parquet, columns=["split"])["split"]
     counts = splits.value_counts()
     return {split: int(counts.get(split, 0)) for split in SPLITS}
+
+
+def load_episode_lengths(index_parquet: Path) -> pd.DataFrame:
+    """Steps of every valid episode with its split (train or held_out), for the length histogram."""
+    index = pd.read_parquet(index_parquet, columns=["episode_id", "split", "n_steps"])
+    return index.loc[index["split"] != "rejected"].reset_index(drop=True)
+
+
+def load_benchmarks(benchmark_files: list[Path]) -> pd.DataFrame:
+    """One row per job from Snakemake's benchmark TSVs (benchmarks/{stage}.tsv or
+    benchmarks/{stage}/checkpoint-{step}.tsv): stage, step, wall seconds, peak resident MB.
+    Snakemake writes one for every job it runs; a stage run by hand (`rdtflow STAGE --config`)
+    leaves none, and its time is then simply not shown."""
+    rows = []
+    for path in (Path(file) for file in benchmark_files if Path(file).is_file()):
+        record = pd.read_csv(path, sep="\t", na_values=["-", "NA"]).iloc[-1]
+        step = checkpoint_step(Path(path.stem))
+        rows.append({"stage": path.stem if step is None else path.parent.name, "step": step,
+                     "seconds": float(record["s"]), "max_rss_mb": pd.to_numeric(record.get("max_rss"), errors="coerce")})
+    return pd.DataFrame(rows, columns=["stage", "step", "seconds", "max_rss_mb"])
+
+
+def episode_grid(evaluations: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Held-out episodes x evaluated policies: (episode ids, and per policy its step and each
+    episode's outcome by id). Every checkpoint meets the same initial states, so a row shows
+    when an initial state starts or stops succeeding."""
+    episode_ids = sorted({episode["episode_id"] for evaluation in evaluations for episode in evaluation["episodes"]})
+    columns = [{"step": evaluation["step"], "policy": evaluation.get("policy"),
+                "outcomes": {episode["episode_id"]: episode for episode in evaluation["episodes"]}}
+               for evaluation in evaluations]
+    return episode_ids, columns
+
+
+def thumbnail_frames(index_parquet: Path, data_cfg: dict, count: int = 3) -> tuple[str, dict[str, list[bytes]]]:
+    """(episode id, camera -> JPEG frames) of `count` evenly spaced frames of one held-out episode
+    (a training one where none is held out), so a reader sees what the policy sees."""
+    index = pd.read_parquet(index_parquet, columns=["episode_id", "path", "split", "n_steps"])
+    valid = index.loc[index["split"] != "rejected"].sort_values(["split", "episode_id"])  # held_out sorts first
+    if valid.empty:
+        return "", {}
+    episode = valid.iloc[0]
+    steps = sorted({round(i * (int(episode["n_steps"]) - 1) / max(count - 1, 1)) for i in range(count)})
+    image_group = data_cfg["image_group"].rstrip("/")
+    with h5py.File(episode["path"], "r") as h5:
+        frames = {camera: [read_frame(h5[f"{image_group}/{camera}"], step) for step in steps]
+                  for camera in recorded_cameras(data_cfg["cameras"])}
+    return str(episode["episode_id"]), frames

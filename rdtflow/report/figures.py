@@ -1,4 +1,4 @@
-"""Matplotlib figures of the report: training loss and success rate per checkpoint.
+"""Matplotlib figures of the report: training curves, success per checkpoint, episode lengths.
 
 Figures are built on `matplotlib.figure.Figure` with an Agg canvas rather than pyplot, so a
 report job keeps no global figure state and never needs a display.
@@ -21,6 +21,8 @@ DPI = 110
 FIGSIZE = (8.0, 4.2)
 PRIMARY_COLOR = "tab:blue"
 SECONDARY_COLOR = "tab:orange"
+STAGE_SHADES = (0.75, 0.55, 0.4, 0.3, 0.2)
+"""Opacity of each task stage's line, earliest stage darkest, under the success line."""
 SMOOTHING_POINTS = 50
 """Target number of windows across the run for the loss moving average."""
 
@@ -42,7 +44,7 @@ def _legend_below(axis: Axes, twin: Axes) -> None:
     lines = axis.get_lines() + twin.get_lines()
     labelled = [line for line in lines if not line.get_label().startswith("_")]
     twin.legend(labelled, [line.get_label() for line in labelled], loc="upper center",
-                bbox_to_anchor=(0.5, -0.16), ncol=len(labelled), fontsize="small", frameon=False)
+                bbox_to_anchor=(0.5, -0.16), ncol=min(len(labelled), 4), fontsize="small", frameon=False)
 
 
 def _save(figure: Figure, out_png: Path) -> None:
@@ -52,36 +54,68 @@ def _save(figure: Figure, out_png: Path) -> None:
     figure.savefig(out_png, dpi=DPI)
 
 
-def plot_loss(log_df: pd.DataFrame, out_png: Path) -> None:
-    """Diffusion loss per optimizer step (log scale) with the learning rate on a twin axis.
+def _smoothed(values: pd.Series) -> tuple[pd.Series, int]:
+    """A moving average over about SMOOTHING_POINTS windows, and its window: per-step diffusion
+    loss and gradient norm are very noisy (random timesteps and noise)."""
+    window = max(1, len(values) // SMOOTHING_POINTS)
+    return values.rolling(window, min_periods=1).mean(), window
 
-    Per-step diffusion loss is very noisy (random timesteps and noise), so a moving average is
-    drawn over the raw curve to make the trend readable.
-    """
-    figure, axis = _new_figure()
-    window = max(1, len(log_df) // SMOOTHING_POINTS)
-    smoothed = log_df["loss"].rolling(window, min_periods=1).mean()
-    axis.plot(log_df["step"], log_df["loss"], color=PRIMARY_COLOR, alpha=0.3, linewidth=0.8, label="loss")
-    axis.plot(log_df["step"], smoothed, color=PRIMARY_COLOR, linewidth=1.8,
-              label=f"loss, moving average of {window} steps")
-    axis.set_yscale("log")
-    axis.set_xlabel("optimizer step")
-    axis.set_ylabel("training loss (log scale)", color=PRIMARY_COLOR)
 
-    lr_axis = axis.twinx()
-    lr_axis.plot(log_df["step"], log_df["lr"], color=SECONDARY_COLOR, linestyle="--", linewidth=1.2,
-                 label="learning rate")
-    lr_axis.set_ylabel("learning rate", color=SECONDARY_COLOR)
-    lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+def _noisy_curve(axis: Axes, steps: pd.Series, values: pd.Series, label: str) -> None:
+    """The raw per-step values faint, their moving average on top."""
+    smoothed, window = _smoothed(values)
+    axis.plot(steps, values, color=PRIMARY_COLOR, alpha=0.3, linewidth=0.8)
+    axis.plot(steps, smoothed, color=PRIMARY_COLOR, linewidth=1.6, label=f"moving average of {window} steps")
+    axis.set_ylabel(label)
+    axis.legend(fontsize="small", frameon=False)
 
-    axis.set_title("Training loss and learning rate")
-    _legend_below(axis, lr_axis)
+
+def plot_training(log_df: pd.DataFrame, out_png: Path) -> None:
+    """Four panels over optimizer steps: loss (log scale), learning rate, gradient norm before
+    clipping, and samples per second. Logs written before rdtflow recorded the gradient norm
+    leave its panel saying so."""
+    figure = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.6), dpi=DPI)
+    FigureCanvasAgg(figure)
+    (loss, lr), (grad, speed) = figure.subplots(2, 2, sharex=True)
+    steps = log_df["step"]
+    _noisy_curve(loss, steps, log_df["loss"], "training loss")
+    loss.set_yscale("log")
+    lr.plot(steps, log_df["lr"], color=SECONDARY_COLOR)
+    lr.set_ylabel("learning rate")
+    lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    if "grad_norm" in log_df and log_df["grad_norm"].notna().any():
+        _noisy_curve(grad, steps, log_df["grad_norm"], "gradient norm (before clipping)")
+        grad.set_yscale("log")
+    else:
+        grad.text(0.5, 0.5, "gradient norm not logged", transform=grad.transAxes, ha="center", color="dimgray")
+    speed.plot(steps, log_df["samples_per_s"], color=SECONDARY_COLOR)
+    speed.set_ylabel("samples / s (mean over the job so far)")
+    speed.set_ylim(bottom=0)
+    for axis in (loss, lr, grad, speed):
+        axis.grid(True, alpha=0.3)
+    for axis in (grad, speed):
+        axis.set_xlabel("optimizer step")
+    figure.suptitle("Training")
     _save(figure, out_png)
 
 
-def plot_success(evals_df: pd.DataFrame, baseline: dict[str, Any], out_png: Path) -> None:
-    """Closed-loop success rate per checkpoint, with its 95% interval, against the baseline,
-    open-loop MSE on a twin axis.
+def plot_episode_lengths(lengths: pd.DataFrame, out_png: Path) -> None:
+    """Histogram of valid episodes' steps, training and held-out episodes stacked."""
+    figure, axis = _new_figure()
+    by_split = [lengths.loc[lengths["split"] == split, "n_steps"] for split in ("train", "held_out")]
+    axis.hist(by_split, bins=min(30, max(5, len(lengths) // 4)), stacked=True, color=[PRIMARY_COLOR, SECONDARY_COLOR],
+              label=[f"train ({len(by_split[0])})", f"held out ({len(by_split[1])})"])
+    axis.set_xlabel("episode length (steps)")
+    axis.set_ylabel("episodes")
+    axis.legend(fontsize="small", frameon=False)
+    axis.set_title("Episode lengths")
+    _save(figure, out_png)
+
+
+def plot_success(evals_df: pd.DataFrame, stage_rates: pd.DataFrame, baseline: dict[str, Any], out_png: Path) -> None:
+    """Closed-loop success rate per checkpoint, with its 95% interval, the rate of each task
+    stage reached (`stage_rates`: one column per stage, indexed by step), against the
+    baseline; open-loop MSE on a twin axis.
 
     Null success rates (no simulator) are not drawn as zeros: the plot says they were not
     measured and only the open-loop MSE is shown.
@@ -96,6 +130,9 @@ def plot_success(evals_df: pd.DataFrame, baseline: dict[str, Any], out_png: Path
         if evals_df["success_low"].notna().any():
             axis.fill_between(evals_df["step"], evals_df["success_low"], evals_df["success_high"], color=PRIMARY_COLOR,
                               alpha=0.15, linewidth=0, label="Wilson 95% interval")
+        for shade, (stage, rates) in zip(STAGE_SHADES, stage_rates.items()):
+            axis.plot(rates.index, rates.values, color=PRIMARY_COLOR, alpha=shade, linewidth=1, marker=".",
+                      label=f"reached {stage}")
     baseline_rate = baseline.get("success_rate")
     if not is_missing(baseline_rate):
         axis.axhline(baseline_rate, color="dimgray", linestyle="--", linewidth=1.2,

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from rdtflow.errors import RdtflowError
+from rdtflow.machine import describe_machine
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
@@ -82,19 +83,22 @@ class Optimization:
     ema: EMAModel | None
     max_grad_norm: float
 
-    def step(self, micro_batches: Iterator[dict[str, torch.Tensor]]) -> tuple[float, float]:
-        """One optimizer step over its micro-batches; (mean loss over all processes, learning rate).
+    def step(self, micro_batches: Iterator[dict[str, torch.Tensor]]) -> tuple[float, float, float]:
+        """One optimizer step over its micro-batches: (mean loss over all processes, learning
+        rate, gradient norm before clipping).
 
-        Gradients accumulate over the micro-batches and are clipped once they are synchronised;
-        the schedule and the EMA then move once, whatever the accumulation.
+        Gradients accumulate over the micro-batches and are clipped once they are synchronised
+        (so the norm is the same on every process); the schedule and the EMA then move once,
+        whatever the accumulation.
         """
         losses = []
+        grad_norm = torch.tensor(float("nan"))
         for batch in micro_batches:
             with self.accelerator.accumulate(self.policy):
                 loss = self.policy(batch)
                 self.accelerator.backward(loss)
                 if self.accelerator.sync_gradients:
-                    self.accelerator.clip_grad_norm_(self.parameters, self.max_grad_norm)
+                    grad_norm = self.accelerator.clip_grad_norm_(self.parameters, self.max_grad_norm)
                 self.optimizer.step()
                 self.optimizer.zero_grad()
             losses.append(loss.detach())
@@ -102,7 +106,7 @@ class Optimization:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.step(self.accelerator.unwrap_model(self.policy).parameters())
-        return self.accelerator.reduce(torch.stack(losses).mean(), "mean").item(), lr
+        return self.accelerator.reduce(torch.stack(losses).mean(), "mean").item(), lr, float(grad_norm)
 
 
 def _peak_device_memory_gib(device: torch.device) -> float | None:
@@ -202,11 +206,11 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
             for numbers in (layout.sample_numbers(step, micro, accelerator.process_index)
                             for micro in range(layout.accumulation))
         )
-        mean_loss, lr = optimization.step(micro_batches)
+        mean_loss, lr, grad_norm = optimization.step(micro_batches)
         samples_seen = (step + 1) * layout.effective_batch
         rate = (step + 1 - start_step) * layout.effective_batch / (time.perf_counter() - started)
         log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr,
-                         "samples_per_s": rate})
+                         "grad_norm": grad_norm, "samples_per_s": rate})
         steps.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_per_s=f"{rate:.0f}")
 
     # The checkpoint, written by one process, with the config it was trained with.
@@ -216,7 +220,7 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
         state = {"step": until_step, "samples_seen": samples_seen, "epoch": order.epoch(samples_seen),
                  "effective_batch": layout.effective_batch, "layout": asdict(layout),
                  "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device),
-                 "torch_threads": torch.get_num_threads()}
+                 "torch_threads": torch.get_num_threads(), "machine": describe_machine()}
         save_checkpoint(Path(checkpoint_out), unwrapped, optimization.optimizer, optimization.scheduler,
                         optimization.ema, stats, state, pd.DataFrame(log_rows), config)
     accelerator.wait_for_everyone()

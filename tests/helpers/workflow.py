@@ -85,6 +85,7 @@ def check_reduced_outputs(run: Path) -> None:
         assert state["samples_seen"] == step * 8 and state["epoch"] == step * 8 / len(manifest)
         log = pd.read_csv(checkpoint / "train_log.csv")
         assert list(log["step"]) == [step - 1, step] and (log["samples_per_s"] > 0).all()  # 2 steps, 4 micro-batches
+        assert (log["grad_norm"] > 0).all() and state["machine"]["cores"] >= 1
         assert list(log["epoch"]) == [s * 8 / len(manifest) for s in log["step"]]
         evaluation = json.loads((run / "eval" / f"checkpoint-{step}.json").read_text())
         assert evaluation["step"] == step and evaluation["n_episodes"] == 4
@@ -105,4 +106,9 @@ def check_reduced_outputs(run: Path) -> None:
     html = (run / "report" / "index.html").read_text()
     assert "data:image/png;base64," in html and "checkpoint" in html.lower()
     assert html.count("data:video/mp4;base64,") == 3  # the best checkpoint's rollouts
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert [(stage["stage"], stage["jobs"]) for stage in provenance["stages"]] == [
+        ("demos", 1), ("encoders", 1), ("validate", 1), ("split", 1), ("manifest", 1), ("encode_lang", 1),
+        ("encode_images", 1), ("plan", 1), ("train", 3), ("eval", 3), ("retention", 3), ("baseline", 1)]
+    assert provenance["code"]["commit"] in html and provenance["config_sha256"] in html
     assert not list((run / "train").glob("*.tmp"))

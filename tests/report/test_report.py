@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rdtflow.data.episode import write_episode
 from rdtflow.evaluate.stats import wilson_interval
 from rdtflow.evaluate.videos import write_video
 from rdtflow.report.collect import (
@@ -18,15 +19,17 @@ from rdtflow.report.collect import (
     load_evaluations,
     load_training_log,
 )
-from rdtflow.report.html import write_report
+from rdtflow.report.page import SIZE_BUDGET_BYTES, write_report
+from tests.helpers.browser import ARTIFACTS, view_page
 
 STEPS = [100, 200, 300]
+MACHINE = {"host": "trainer-1", "platform": "Linux", "cpu": "Test CPU", "cores": 2, "gpus": []}
 LAYOUT = {"micro_batch": 16, "accumulation": 2, "processes": 2}
 SCRIPT_EPISODE = "<script>alert(1)</script>"
 EPISODES = ["episode_00001", SCRIPT_EPISODE]
 CONFIG = {"run": "demo-run", "seed": 0, "demos": {"generate": True},
           "sim": {"env": "builtin-pick-place", "options": {"max_steps": 70}},
-          "data": {"cameras": ["cam_high"]}, "split": {"held_out": 0.2},
+          "data": {"cameras": ["cam_high"], "image_group": "/observations/images"}, "split": {"held_out": 0.2},
           "model": {"pretrained": None}, "train": {"max_steps": 300}, "eval": {"execute_horizon": 8}}
 
 
@@ -52,7 +55,10 @@ def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: 
               "videos": []}
     if n_successes is not None:
         interval = list(wilson_interval(n_successes, len(EPISODES)))
-        result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval}
+        result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval,
+                   "stage_rates": {"placed": {"rate": success_rate, "interval": interval, "successes": n_successes,
+                                              "n": len(EPISODES)}},
+                   "wall_seconds": 75.0}
     if video_dir is not None and n_successes is not None:
         filmed = next((e for e in episodes if not e["success"]), episodes[0])
         frame = np.zeros((64, 64, 3), dtype=np.uint8)
@@ -69,20 +75,36 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         "rejected_by_reason": {"nan_values": 1, "not_hdf5": 1},
         "rejected": [{"path": "/demos/bad_nan.hdf5", "episode_id": "bad_nan", "reason": "nan_values",
                       "detail": "qpos has 3 NaN values"},
-                     {"path": "/demos/notes.hdf5", "episode_id": "notes", "reason": "not_hdf5",
+                     {"path": "/demos/" + "deeply_nested_recording_folder/" * 8 + "notes.hdf5", "episode_id": "notes",
+                      "reason": "not_hdf5",
                       "detail": "file signature not found"}]})
     index = root / "data/index.parquet"
+    frames = [np.full((24, 32, 3), value, dtype=np.uint8) for value in (0, 120, 240)]
+    for episode_id in ("a", "b", "c"):
+        write_episode(root / f"demos/{episode_id}.hdf5", np.zeros((3, 2)), np.zeros((3, 2)), {"cam_high": frames})
     pd.DataFrame({"episode_id": ["a", "b", "c", "bad_nan", "notes"],
+                  "path": [str(root / f"demos/{name}.hdf5") for name in ("a", "b", "c", "bad_nan", "notes")],
+                  "n_steps": [3, 3, 3, 0, 0],
                   "split": ["train", "held_out", "held_out", "rejected", "rejected"]}).to_parquet(index)
+    plan = _write_json(root / "plan.json", {"layout": LAYOUT, "effective_batch": 64, "optimizer_steps": 300,
+                                            "epochs": 0.5, "peak_gib": 3.2, "usable_gib": 21.6, "warnings": []})
+    benchmark_files = []
+    for stage, step in [("validate", None), ("train", 100), ("train", 200), ("train", 300), ("eval", 100)]:
+        path = root / ("benchmarks/" + (f"{stage}.tsv" if step is None else f"{stage}/checkpoint-{step}.tsv"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("s\th:m:s\tmax_rss\tmax_vms\n12.5\t0:00:12\t1024.0\t2048.0\n")
+        benchmark_files.append(path)
     checkpoint_dirs = []
     for period, step in enumerate(STEPS):
         directory = root / f"train/checkpoint-{step}"
         directory.mkdir(parents=True)
         steps = range(period * 100 + 1, step + 1)
         pd.DataFrame({"step": steps, "epoch": 0, "loss": [1.0 / s for s in steps],
-                      "lr": 5e-4, "samples_per_s": 100.0}).to_csv(directory / "train_log.csv", index=False)
+                      "lr": 5e-4, "grad_norm": 0.5, "samples_per_s": 100.0}).to_csv(directory / "train_log.csv",
+                                                                                    index=False)
         _write_json(directory / "trainer_state.json", {"step": step, "samples_seen": step * 64, "epoch": 0.5,
-                                                       "effective_batch": 64, "layout": LAYOUT})
+                                                       "effective_batch": 64, "layout": LAYOUT,
+                                                       "peak_device_memory_gib": None, "machine": MACHINE})
         checkpoint_dirs.append(directory)
     video_dirs = [root / f"eval/videos/checkpoint-{step}" for step in STEPS]
     eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
@@ -90,11 +112,12 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
                   for period, (step, rate, video_dir) in enumerate(zip(STEPS, success_rates, video_dirs))]
     baseline = _write_json(root / "eval/baseline.json",
                            _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2))
-    return {"config": CONFIG, "validation_json": validation, "index_parquet": index,
+    return {"config": CONFIG, "validation_json": validation, "index_parquet": index, "plan_json": plan,
             "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "video_dirs": video_dirs,
-            "baseline_json": baseline,
-            "out_html": root / "report/index.html", "loss_png": root / "report/loss.png",
-            "success_png": root / "report/success.png"}
+            "baseline_json": baseline, "benchmark_files": benchmark_files,
+            "out_html": root / "report/index.html", "training_png": root / "report/training.png",
+            "success_png": root / "report/success.png", "episode_lengths_png": root / "report/episode_lengths.png",
+            "provenance_out": root / "provenance.json"}
 
 
 def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None) -> str:
@@ -112,7 +135,8 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_page_is_self_contained(page: str) -> None:
     assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page)
     assert "<link" not in page
-    assert page.count('src="data:image/png;base64,') == 2
+    assert page.count('src="data:image/png;base64,') == 3  # success, training, episode lengths
+    assert page.count('src="data:image/jpeg;base64,') == 3  # first, middle and last frame of one camera
     assert page.count('src="data:video/mp4;base64,') == 1  # the best checkpoint's rollout
 
 
@@ -121,12 +145,12 @@ def test_rates_carry_their_interval_and_the_best_is_tested_against_the_final(pag
     assert "100.0% [34.2%, 100.0%] success on 2 held-out episodes" in headline  # Wilson, 2 of 2
     assert ("Best against final on the same 2 initial states: not significantly different (exact McNemar p = 1; "
             "only the best succeeds on 1, only the final on 0)") in headline
-    assert "<th>stage reached</th>" in page and "<td>placed</td>" in page
+    assert '<td class="ok" title="success in 40 steps">✓</td>' in page
 
 
 def test_figures_are_written_next_to_page(tmp_path: Path) -> None:
     _render(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
-    for name in ("index.html", "loss.png", "success.png"):
+    for name in ("index.html", "training.png", "success.png", "episode_lengths.png"):
         assert (tmp_path / "report" / name).stat().st_size > 0
 
 
@@ -151,7 +175,7 @@ def test_user_strings_are_escaped(page: str) -> None:
 def test_null_success_is_said_not_invented(tmp_path: Path) -> None:
     page = _render(tmp_path, success_rates=[None, None, None], baseline_rate=None)
     assert SUCCESS_NOT_MEASURED in page
-    assert "%" not in page.split("<body>")[1]
+    assert not re.search(r"\d\.\d%", page.split("<body>")[1])  # no rate anywhere, 0.0% least of all
 
 
 def test_empty_rejection_list_says_none_rejected(tmp_path: Path) -> None:
@@ -201,3 +225,81 @@ def test_evaluations_keep_null_success_as_nan(tmp_path: Path) -> None:
 def test_headline_states_the_batch_layout(page: str) -> None:
     assert "effective batch 64 = 16 per device x 2 accumulation x 2 processes" in page
     assert "Trained 300 optimizer steps" in page
+
+
+def test_sections_come_in_reading_order(page: str) -> None:
+    """The answer first, the config last and collapsed."""
+    order = ['class="headline"', 'id="checkpoints"', 'id="episodes"', 'id="rollouts"', 'id="training"', 'id="data"',
+             'id="plan"', 'id="provenance"', 'id="config"']
+    positions = [page.index(marker) for marker in order]
+    assert positions == sorted(positions)
+    assert "<details><summary>The full resolved config</summary>" in page.split('id="config"')[1]
+
+
+def test_verdict_names_the_checkpoint_its_interval_and_the_comparisons(page: str) -> None:
+    verdict = page.split('class="verdict">')[1].split("</p>")[0]
+    assert verdict == ("Use checkpoint 200: it succeeds on 100.0% [34.2%, 100.0%] of 2 held-out initial states, "
+                       "not clearly above the blind baseline (25.0%): their intervals overlap; the final checkpoint "
+                       "(300, 50.0%) may differ from it by chance alone (exact McNemar p = 1).")
+
+
+def test_grid_shows_every_held_out_episode_under_every_policy(page: str) -> None:
+    grid = page.split('<table class="grid">')[1].split("</table>")[0]
+    assert [header for header in re.findall(r"<th>(.*?)</th>", grid)] == ["100", "200", "300", "baseline"]
+    rows = re.findall(r"<tr><td class=\"episode\">(.*?)</td>(.*?)</tr>", grid)
+    assert [episode for episode, _ in rows] == ["&lt;script&gt;alert(1)&lt;/script&gt;", "episode_00001"]
+    marks = {episode: re.findall(r'<td class="(ok|none|partial)"', cells) for episode, cells in rows}
+    assert marks["episode_00001"] == ["ok", "ok", "ok", "none"] and marks[rows[0][0]] == ["none", "ok", "none", "none"]
+
+
+def test_plan_is_set_against_what_was_measured(page: str) -> None:
+    plan = page.split('id="plan"')[1].split("</section>")[0]
+    assert "<td>16 x 2 x 2</td><td>16 x 2 x 2</td>" in plan
+    assert "3.2 GiB (estimate) of 21.6 GiB usable" in plan and "CPU run: 1.0 GiB resident" in plan
+    assert "19200 samples/s" not in plan and "512.0 samples/s over 3 training jobs" in plan  # 300 steps x 64 / 37.5 s
+
+
+def test_provenance_is_written_and_shown(tmp_path: Path) -> None:
+    run = _make_run(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
+    write_report(**run)
+    provenance = json.loads(run["provenance_out"].read_text())
+    assert provenance["training_machines"] == [MACHINE] and provenance["packages"]["torch"]
+    assert len(provenance["config_sha256"]) == 64 and provenance["code"]["commit"]
+    assert provenance["stages"] == [
+        {"stage": "validate", "jobs": 1, "wall_seconds": 12.5, "max_rss_mb": 1024.0},
+        {"stage": "train", "jobs": 3, "wall_seconds": 37.5, "max_rss_mb": 1024.0},
+        {"stage": "eval", "jobs": 1, "wall_seconds": 12.5, "max_rss_mb": 1024.0}]
+    section = run["out_html"].read_text(encoding="utf-8").split('id="provenance"')[1]
+    assert provenance["code"]["commit"] in section and provenance["config_sha256"] in section
+    assert "Trained on trainer-1: Test CPU, 2 cores, no GPU" in section and "1 min 2 s" in section
+
+
+def test_a_page_over_its_size_budget_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr("rdtflow.report.page.SIZE_BUDGET_BYTES", 1000)
+    run = _make_run(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
+    [warning] = write_report(**run)
+    assert "over its 1 kB budget" in warning and "eval.videos" in warning
+    assert "over its 1 kB budget: mail may" in run["out_html"].read_text(encoding="utf-8")
+    assert warning in capsys.readouterr().err
+    assert SIZE_BUDGET_BYTES == 10_000_000
+
+
+def test_a_page_without_a_simulator_reads_on_a_phone(tmp_path: Path) -> None:
+    """Offline data (no success rates, no videos) and a long rejected path: the page still
+    loads cleanly in Chromium at 390 px without running off the side."""
+    page = _render(tmp_path, success_rates=[None, None, None], baseline_rate=None)
+    assert "deeply_nested_recording_folder" in page
+    view = view_page(tmp_path / "report" / "index.html", 390, ARTIFACTS / "report-offline-390px.png")
+    assert view.console_errors == [] and view.failed_requests == [] and view.videos == []
+    assert all(image["naturalWidth"] > 0 for image in view.images) and view.scroll_width <= view.inner_width
+
+
+def test_a_report_run_by_hand_has_no_stage_times_and_says_so(tmp_path: Path) -> None:
+    """`rdtflow report --config` outside Snakemake: no benchmark files, so no wall times."""
+    run = _make_run(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.25)
+    for benchmark in run["benchmark_files"]:
+        benchmark.unlink()
+    write_report(**run)
+    assert json.loads(run["provenance_out"].read_text())["stages"] == []
+    plan = run["out_html"].read_text(encoding="utf-8").split('id="plan"')[1].split("</section>")[0]
+    assert "<td>throughput</td><td>—</td><td>not measured</td>" in plan

@@ -5,7 +5,7 @@ import os
 
 from rdtflow.config import validate_config
 from rdtflow.paths import RunPaths, demo_dir
-from rdtflow.stages import STEP_STAGES, run_file, stage_config_json, stage_files
+from rdtflow.stages import STEP_STAGES, active_jobs, run_file, stage_config_json, stage_files
 from rdtflow.train.layout import checkpoint_steps
 
 
@@ -84,32 +84,16 @@ def final_outputs():
     return [str(PATHS.report), *retention_records()]
 
 
-def active_stages():
-    """The stages this config runs, each with the checkpoint steps of its jobs."""
-    built = config["encoders"]["vision_path"] is None or config["encoders"]["text_path"] is None
-    skipped = {
-        "demos": not config["demos"]["generate"],
-        "encoders": not built,
-        "encode_images": not config["model"]["precompute_image_features"],
-        "retention": config["train"]["checkpoints_total_limit"] is None,
-    }
-    for stage in ("demos", "encoders", "validate", "split", "manifest", "encode_lang", "encode_images", "plan",
-                  "train", "eval", "retention", "baseline", "report"):
-        if not skipped.get(stage, False):
-            yield stage, CHECKPOINT_STEPS if stage in STEP_STAGES else [None]
-
-
 def write_run_files():
     """Every job's run file, rewritten only where its content changed."""
-    for stage, steps in active_stages():
-        for step in steps:
-            path = PATHS.job_config(stage, step)
-            content = json.dumps(run_file(config, stage, step), indent=1, sort_keys=True)
-            if not path.is_file() or path.read_text() != content:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                staging = path.with_name(path.name + f".{os.getpid()}.tmp")
-                staging.write_text(content)
-                staging.replace(path)
+    for stage, step in active_jobs(config):
+        path = PATHS.job_config(stage, step)
+        content = json.dumps(run_file(config, stage, step), indent=1, sort_keys=True)
+        if not path.is_file() or path.read_text() != content:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staging = path.with_name(path.name + f".{os.getpid()}.tmp")
+            staging.write_text(content)
+            staging.replace(path)
 
 
 # Written when a run starts (never by a dry run), before any job.
