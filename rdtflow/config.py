@@ -133,6 +133,20 @@ def _check_batch_layout(config: dict) -> None:
         fixed_layout(config["hardware"], config["train"]["effective_batch"])
 
 
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+"""The package each train.report_to tracker needs (the extra rdtflow[tracking] installs them)."""
+
+
+def _check_trackers(config: dict) -> None:
+    """A tracker whose package is missing would fail the first training job, after the data stages."""
+    from importlib.util import find_spec
+
+    missing = [name for name in config["train"]["report_to"] if find_spec(TRACKER_PACKAGES[name]) is None]
+    if missing:
+        raise ConfigError(f"train.report_to names {', '.join(missing)}, which is not installed: "
+                          "pip install -e '.[tracking]' (or remove it from train.report_to)")
+
+
 def _missing_folder(key: str, folder: str | Path, fix: str) -> ConfigError:
     return ConfigError(f"{key}: folder {Path(folder).resolve()} does not exist; {fix}")
 
@@ -236,6 +250,7 @@ FILE_CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
     (("model",), _check_pretrained_folder),
     (("encoders",), _check_encoder_folders),
     (("demos", "split"), _check_split_sizes),
+    (("train",), _check_trackers),
 )
 
 

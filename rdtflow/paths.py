@@ -104,6 +104,10 @@ class RunPaths:
         """The rollout videos of checkpoint `step`'s evaluation, or of the baseline's (None)."""
         return self.root / "eval" / "videos" / ("baseline" if step is None else f"checkpoint-{step}")
 
+    def tracking(self, stage: str, step: int | str) -> Path:
+        """The experiment trackers' files (train.report_to) of one train or eval job."""
+        return self.root / "tracking" / stage / f"{CHECKPOINT_PREFIX}{step}"
+
     def retention(self, step: int | str) -> Path:
         """What checkpoint retention did once checkpoint `step` was evaluated."""
         return self.root / "train" / f"retention-{step}.json"

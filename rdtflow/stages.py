@@ -97,11 +97,12 @@ def stage_files(config: dict, stage: str, step: int | str | None = None) -> Stag
              "text_dir": str(text), **_pretrained(model)},
             {"plan_out": str(paths.plan), "plan_text_out": str(paths.plan_text)},
         ),
-        "train": lambda: _train_files(paths, model, str(vision), steps, step),
+        "train": lambda: _train_files(config, paths, str(vision), steps, step),
         "eval": lambda: StageFiles(
             {"checkpoint_dir": str(paths.checkpoint(step)), "index_path": str(paths.index),
              "language_path": str(paths.language), "vision_dir": str(vision)},
-            {"out_path": str(paths.evaluation(step)), "video_dir": str(paths.videos(step))},
+            {"out_path": str(paths.evaluation(step)), "video_dir": str(paths.videos(step)),
+             **_tracking(config, paths, "eval", step)},
         ),
         "retention": lambda: _retention_files(paths, steps, step),
         "baseline": lambda: StageFiles({"index_path": str(paths.index), "stats_path": str(paths.stats)},
@@ -124,9 +125,15 @@ def _pretrained(model: dict) -> dict[str, str]:
     return {"pretrained_dir": model["pretrained"]} if model.get("pretrained") else {}
 
 
-def _train_files(paths: RunPaths, model: dict, vision: str, steps: list[int], step: int | str) -> StageFiles:
+def _tracking(config: dict, paths: RunPaths, stage: str, step: int | str) -> dict[str, str]:
+    """The folder of a train or eval job's tracker files, where train.report_to names trackers."""
+    return {"tracking_out": str(paths.tracking(stage, step))} if config["train"]["report_to"] else {}
+
+
+def _train_files(config: dict, paths: RunPaths, vision: str, steps: list[int], step: int | str) -> StageFiles:
     """Training to `step` reads the plan and the data it was made for, and resumes from the
     checkpoint before it (or starts from model.pretrained, or from scratch)."""
+    model = config.get("model", {})
     inputs = {"plan_path": str(paths.plan), "manifest_path": str(paths.manifest), "stats_path": str(paths.stats),
               "language_path": str(paths.language), "vision_dir": vision}
     if model.get("precompute_image_features"):
@@ -136,7 +143,7 @@ def _train_files(paths: RunPaths, model: dict, vision: str, steps: list[int], st
         inputs["resume_from"] = str(paths.checkpoint(previous))
     else:
         inputs |= _pretrained(model)
-    return StageFiles(inputs, {"checkpoint_out": str(paths.checkpoint(step))})
+    return StageFiles(inputs, {"checkpoint_out": str(paths.checkpoint(step)), **_tracking(config, paths, "train", step)})
 
 
 def _retention_files(paths: RunPaths, steps: list[int], step: int | str) -> StageFiles:

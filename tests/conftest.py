@@ -8,13 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.training import prepare_data
+from tests.helpers.training import prepare_data, train_with
 
 
 @pytest.fixture(scope="session")
 def prepared_data(tmp_path_factory) -> Path:
     """A run folder with every stage before the plan done (tests.helpers.training.BASE)."""
     return prepare_data(tmp_path_factory.mktemp("equivalence"))
+
+
+@pytest.fixture(scope="session")
+def one_process_checkpoint(prepared_data, tmp_path_factory) -> Path:
+    """The reference training, 1 process x 8 x 1 through `accelerate launch`, that every other
+    layout with the same effective batch must reproduce; trained once for all of them."""
+    return train_with("one_process", prepared_data, tmp_path_factory.mktemp("one_process"))
 
 
 def _is_this_machine(host: str) -> bool:

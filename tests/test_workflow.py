@@ -318,3 +318,14 @@ def test_every_printed_command_is_short_and_the_plan_waits_for_the_instructions(
         command.split(" >")[0] for command in commands]  # the README's example
     plan = output.split("rule plan:")[1].split("\n\n")[0]
     assert "results/default/lang/embeddings.safetensors" in plan
+
+
+def test_each_train_and_eval_job_declares_its_tracker_folder(tmp_path):
+    """train.report_to: the trackers' files are outputs of the jobs that write them, so a failed
+    job's are removed with it and no job writes into another's folder."""
+    config_file = write_config(tmp_path / "tracked.yaml", tmp_path / "results", train={"report_to": ["tensorboard"]})
+    output = snakemake(config_file, "--dry-run", "--printshellcmds")
+    run = tmp_path / "results" / "e2e" / "tracking"
+    for stage in ("train", "eval"):
+        for step in (2, 4, 6):
+            assert f"{run / stage / f'checkpoint-{step}'}" in output, (stage, step)

@@ -27,6 +27,7 @@ from rdtflow.progress import progress
 from rdtflow.sim.registry import build_env, reset_states
 from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.samples import StepSamples, collate
+from rdtflow.train.tracking import log_evaluation
 
 OPEN_LOOP_BATCH = 256
 
@@ -178,14 +179,18 @@ def write_rollout_videos(config: dict, episodes: pd.DataFrame, rollouts: Rollout
 
 
 def evaluate_checkpoint(config: dict, checkpoint_dir: Path, index_path: Path, language_path: Path, vision_dir: Path,
-                        out_path: Path, video_dir: Path) -> dict:
-    """One checkpoint, run as `rdtflow.load_policy` runs it: on the GPU where the hardware profile has one."""
+                        out_path: Path, video_dir: Path, tracking_out: Path | None = None) -> dict:
+    """One checkpoint, run as `rdtflow.load_policy` runs it: on the GPU where the hardware profile
+    has one; its rates also go to train.report_to's trackers in `tracking_out`, where given."""
     torch.set_num_threads(cpu_threads(config["eval"]["threads"]))
     diffusion, stats = load_diffusion_policy(checkpoint_dir, vision_dir, language_path,
                                              config["data"]["control_frequency"], config["eval"]["seed"],
                                              config["hardware"])
     step = json.loads((checkpoint_dir / CheckpointFile.TRAINER_STATE).read_text())["step"]
-    return evaluate(config, diffusion, stats, step, index_path, out_path, video_dir)
+    result = evaluate(config, diffusion, stats, step, index_path, out_path, video_dir)
+    if tracking_out is not None:
+        log_evaluation(config, tracking_out, step, result)
+    return result
 
 
 def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path, video_dir: Path) -> dict:

@@ -42,6 +42,7 @@ from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.plan import TrainingPlan, read_plan
 from rdtflow.train.samples import SampleOrder, StepSamples, TrainingSamples, collate
+from rdtflow.train.tracking import TRACKED_METRICS, start_trackers, tracking_accelerator_options
 
 
 class MicroBatches(torch.utils.data.Sampler):
@@ -114,13 +115,17 @@ def _peak_device_memory_gib(device: torch.device) -> float | None:
     return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
 
 
-def _launched(plan: TrainingPlan, plan_path: Path, hardware: dict) -> tuple[BatchLayout, Accelerator]:
-    """The plan's batch layout, and this process's place in the processes it was made for."""
+def _launched(plan: TrainingPlan, plan_path: Path, config: dict,
+              tracking_out: Path | None) -> tuple[BatchLayout, Accelerator]:
+    """The plan's batch layout, and this process's place in the processes it was made for
+    (logging to train.report_to's trackers in `tracking_out`, where given)."""
+    hardware = config["hardware"]
     layout = BatchLayout(**{key: plan.layout[key] for key in ("micro_batch", "accumulation", "processes")})
     accelerator = Accelerator(
         gradient_accumulation_steps=layout.accumulation,
         mixed_precision=hardware["mixed_precision"],
         cpu=hardware["device"] == "cpu",
+        **tracking_accelerator_options(config, tracking_out),
     )
     if accelerator.num_processes != layout.processes:
         raise RdtflowError(
@@ -168,14 +173,15 @@ def _sample_stream(config: dict, manifest: pd.DataFrame, features_path: Path | N
 
 def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: Path, stats_path: Path,
                 language_path: Path, vision_dir: Path, checkpoint_out: Path, features_path: Path | None = None,
-                resume_from: Path | None = None, pretrained_dir: Path | None = None) -> Path:
+                resume_from: Path | None = None, pretrained_dir: Path | None = None,
+                tracking_out: Path | None = None) -> Path:
     """Train from `resume_from` (else from `pretrained_dir`, else from scratch) to optimizer step
     `until_step`, as the plan says; returns the checkpoint written to `checkpoint_out`."""
     # The plan, and the processes it was made for.
     plan = read_plan(plan_path, config)
     if resume_from is not None:
         resume_from = resumable_checkpoint(resume_from)
-    layout, accelerator = _launched(plan, plan_path, config["hardware"])
+    layout, accelerator = _launched(plan, plan_path, config, tracking_out)
 
     # What every batch is made from: statistics, instructions, the vision tower.
     stats = json.loads(Path(stats_path).read_text())
@@ -196,6 +202,8 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
                                      samples.image_features.blank if samples.image_features else None)
 
     # The loop: one optimizer step per iteration over its micro-batches, each logged.
+    if tracking_out is not None:
+        start_trackers(accelerator, config, tracking_out)
     log_rows = []
     steps = progress(range(start_step, until_step), desc=f"train to step {until_step}", unit="step",
                      enabled=accelerator.is_main_process)
@@ -211,6 +219,7 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
         rate = (step + 1 - start_step) * layout.effective_batch / (time.perf_counter() - started)
         log_rows.append({"step": step + 1, "epoch": order.epoch(samples_seen), "loss": mean_loss, "lr": lr,
                          "grad_norm": grad_norm, "samples_per_s": rate})
+        accelerator.log({f"train/{name}": log_rows[-1][name] for name in TRACKED_METRICS}, step=step + 1)
         steps.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_per_s=f"{rate:.0f}")
 
     # The checkpoint, written by one process, with the config it was trained with.
@@ -224,4 +233,5 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
         save_checkpoint(Path(checkpoint_out), unwrapped, optimization.optimizer, optimization.scheduler,
                         optimization.ema, stats, state, pd.DataFrame(log_rows), config)
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # closes the trackers' files (train.report_to) and the process group
     return Path(checkpoint_out)

@@ -15,23 +15,18 @@ from rdtflow.evaluate.policies import Observations
 from rdtflow.sim.pick_place import INSTRUCTION
 from rdtflow.train.hardware import load_profile
 from rdtflow.train.launch import eval_job_resources
-from tests.helpers.training import train_with
 
 
-@pytest.fixture(scope="module")
-def checkpoint(prepared_data, tmp_path_factory):
-    return train_with("one_process", prepared_data, tmp_path_factory.mktemp("inference"))
-
-
-def test_predict_is_what_evaluation_computes(checkpoint):
-    run = checkpoint.parents[1]
+def test_predict_is_what_evaluation_computes(one_process_checkpoint):
+    run = one_process_checkpoint.parents[1]
     frame = np.random.default_rng(0).integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
     qpos = np.array([0.3, 0.6, 1.0], dtype=np.float32)
 
-    chunk = rdtflow.load_policy(checkpoint).predict({"cam_high": frame}, qpos, INSTRUCTION)
+    chunk = rdtflow.load_policy(one_process_checkpoint).predict({"cam_high": frame}, qpos, INSTRUCTION)
 
-    config = json.loads((checkpoint / "run_config.json").read_text())["config"]
-    evaluation, stats = load_diffusion_policy(checkpoint, run / "encoders" / "vision", run / "lang" / "embeddings.safetensors",
+    config = json.loads((one_process_checkpoint / "run_config.json").read_text())["config"]
+    evaluation, stats = load_diffusion_policy(one_process_checkpoint, run / "encoders" / "vision",
+                                              run / "lang" / "embeddings.safetensors",
                                               config["data"]["control_frequency"], 0, config["hardware"])
     expected = evaluation(Observations(qpos=qpos[None], frames=torch.from_numpy(frame[None, None]),
                                        frames_valid=torch.tensor([[True]]), instructions=[INSTRUCTION],
@@ -41,8 +36,8 @@ def test_predict_is_what_evaluation_computes(checkpoint):
     assert stats["state_names"] == ["right_eef_pos_x", "right_eef_pos_y", "right_gripper_open"]
 
 
-def test_a_history_of_frames_and_an_unseen_instruction(checkpoint):
-    policy = rdtflow.load_policy(checkpoint)
+def test_a_history_of_frames_and_an_unseen_instruction(one_process_checkpoint):
+    policy = rdtflow.load_policy(one_process_checkpoint)
     frames = np.random.default_rng(1).integers(0, 255, size=(1, 32, 32, 3), dtype=np.uint8)  # (T, H, W, 3), T = 1
     chunk = policy.predict({"cam_high": frames}, np.zeros(3, dtype=np.float32), "put the block somewhere else")
     assert chunk.shape == (4, 3) and np.isfinite(chunk).all()
@@ -53,9 +48,9 @@ def test_a_history_of_frames_and_an_unseen_instruction(checkpoint):
     ({"cam_left_wrist": np.zeros((32, 32, 3), np.uint8)}, "frames lacks camera 'cam_high'"),
     ({"cam_high": np.zeros((2, 32, 32, 3), np.uint8)}, r"has shape \(2, 32, 32, 3\); give .* 1 <= T <= 1"),
 ])
-def test_wrong_frames_are_explained(checkpoint, frames, message):
+def test_wrong_frames_are_explained(one_process_checkpoint, frames, message):
     with pytest.raises(ValueError, match=message):
-        rdtflow.load_policy(checkpoint).predict(frames, np.zeros(3, dtype=np.float32), INSTRUCTION)
+        rdtflow.load_policy(one_process_checkpoint).predict(frames, np.zeros(3, dtype=np.float32), INSTRUCTION)
 
 
 def test_a_folder_that_is_no_checkpoint_is_explained(tmp_path):

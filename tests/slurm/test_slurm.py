@@ -131,9 +131,9 @@ TWO_NODES = {"device": "cpu", "nodes": 2, "processes_per_node": 1, "per_device_b
              "cpu_threads": 1}
 
 
-def test_two_slurm_tasks_train_as_two_machines(prepared_data, tmp_path):
+def test_two_slurm_tasks_train_as_two_machines(prepared_data, one_process_checkpoint, tmp_path):
     """srun starts one launcher per task, as train_command does per node of a two-node job."""
-    single = training.train_with("one_process", prepared_data, tmp_path)
+    single = one_process_checkpoint
     results = tmp_path / "two_nodes"
     shutil.copytree(prepared_data, results)
     config = training.write_config(tmp_path / "two_nodes.json", results, TWO_NODES)

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from tests.helpers.training import STEPS, train_with
 
 
-def test_one_by_eight_equals_two_processes_by_two_by_two(prepared_data, tmp_path):
-    single = train_with("one_process", prepared_data, tmp_path)
+def test_one_by_eight_equals_two_processes_by_two_by_two(prepared_data, one_process_checkpoint, tmp_path):
+    single = one_process_checkpoint
     double = train_with("two_processes", prepared_data, tmp_path)
     for weights in ("model.safetensors", "ema/model.safetensors"):
         first, second = load_file(str(single / weights)), load_file(str(double / weights))

@@ -49,6 +49,12 @@ def outputs(stage):
     return stage_files(config, stage, "{step}" if stage in STEP_STAGES else None).outputs
 
 
+def tracking_output(stage):
+    """The job's tracker folder (train.report_to), a directory output; none without trackers."""
+    folder = outputs(stage).get("tracking_out")
+    return {"tracking_out": directory(folder)} if folder else {}
+
+
 def run_config(stage):
     """The job's run file, which its shell command hands the stage."""
     if stage in STEP_STAGES:

@@ -14,6 +14,7 @@ rule eval:
             subcategory="checkpoints",
         ),
         video_dir=directory(outputs("eval")["video_dir"]),
+        **tracking_output("eval"),
     params:
         run_config=run_config("eval"),
         settings=settings("eval"),

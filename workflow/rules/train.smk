@@ -28,7 +28,8 @@ rule train:
     input:
         unpack(inputs("train")),
     output:
-        directory(outputs("train")["checkpoint_out"]),
+        checkpoint_out=directory(outputs("train")["checkpoint_out"]),
+        **tracking_output("train"),
     params:
         command=train_shell_command,
         settings=settings("train"),
