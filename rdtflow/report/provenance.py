@@ -29,8 +29,9 @@ KEY_PACKAGES = ("rdtflow", "torch", "accelerate", "diffusers", "transformers", "
 def _git(*args: str) -> str | None:
     """A git command's output in rdtflow's source tree; None where it is no git checkout."""
     try:
-        done = subprocess.run(["git", "-C", str(SOURCE_TREE), *args], capture_output=True, text=True, timeout=30,
-                              check=False)
+        # safe.directory: a checkout owned by another user (CI as root) is still ours to read.
+        done = subprocess.run(["git", "-c", f"safe.directory={SOURCE_TREE}", "-C", str(SOURCE_TREE), *args],
+                              capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

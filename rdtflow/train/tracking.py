@@ -4,8 +4,9 @@ through accelerate's trackers.
 Every training job writes its period's steps, and every evaluation job its checkpoint's
 rates, into a folder of its own (RunPaths.tracking), so no job touches another's files and a
 killed job leaves nothing half-written behind. TensorBoard reads them all with
-`tensorboard --logdir results/RUN/tracking`. W&B gets one run id per rdtflow run, so the
-jobs' offline runs join one W&B run when synced (`wandb sync results/RUN/tracking/*/*/wandb/offline-run-*`).
+`tensorboard --logdir results/RUN/tracking`. In W&B each job is a run of its own, all of an
+rdtflow run's jobs in one group (wandb_group): a W&B run's steps only go forward, so periods,
+evaluations and retrained periods must not share one run's history.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import ProjectConfiguration
 
+from rdtflow.errors import RdtflowError
 from rdtflow.paths import RunPaths
 
 TRACKED_METRICS = ("loss", "lr", "grad_norm", "samples_per_s")
@@ -26,9 +28,10 @@ TRACKED_SECTIONS = ("model", "train", "hardware")
 """The settings recorded with each tracker run (as TensorBoard hparams and W&B config)."""
 
 
-def wandb_run_id(config: dict) -> str:
-    """One W&B run per rdtflow run (its results folder), whatever job logs to it."""
-    return hashlib.sha256(str(RunPaths.from_config(config).root.resolve()).encode()).hexdigest()[:16]
+def wandb_group(config: dict) -> str:
+    """The W&B group of an rdtflow run's jobs: its name and a hash of its results folder."""
+    root = RunPaths.from_config(config).root.resolve()
+    return f"{config['run']}-{hashlib.sha256(str(root).encode()).hexdigest()[:8]}"
 
 
 def _scalar(value: Any) -> bool | int | float | str:
@@ -56,11 +59,20 @@ def tracking_accelerator_options(config: dict, tracking_out: Path | None) -> dic
 
 
 def start_trackers(accelerator: Accelerator, config: dict, tracking_out: Path) -> None:
-    """Open the trackers of one job: W&B offline unless WANDB_MODE says otherwise."""
-    Path(tracking_out).mkdir(parents=True, exist_ok=True)
-    wandb = {"dir": str(tracking_out), "mode": os.environ.get("WANDB_MODE", "offline"), "id": wandb_run_id(config),
-             "resume": "allow", "name": config["run"]}
+    """Open the trackers of one job (`tracking_out` is named after it): W&B offline unless
+    WANDB_MODE says otherwise. A tracker whose package is missing where the job runs fails the
+    job, where accelerate would drop it silently."""
+    tracking_out = Path(tracking_out)
+    tracking_out.mkdir(parents=True, exist_ok=True)
+    job = f"{tracking_out.parent.name} {tracking_out.name}"  # "train checkpoint-500"
+    wandb = {"dir": str(tracking_out), "mode": os.environ.get("WANDB_MODE", "offline"), "group": wandb_group(config),
+             "job_type": tracking_out.parent.name, "name": f"{config['run']} {job}"}
     accelerator.init_trackers(config["run"], config=tracked_settings(config), init_kwargs={"wandb": wandb})
+    opened = {tracker.name for tracker in accelerator.trackers}
+    missing = [name for name in config["train"]["report_to"] if name not in opened]
+    if accelerator.is_main_process and missing:
+        raise RdtflowError(f"train.report_to names {', '.join(missing)}, which this job's Python cannot import: "
+                           "pip install -e '.[tracking]' where the jobs run")
 
 
 def log_evaluation(config: dict, tracking_out: Path, step: int, result: dict) -> None:

@@ -110,5 +110,6 @@ def check_reduced_outputs(run: Path) -> None:
     assert [(stage["stage"], stage["jobs"]) for stage in provenance["stages"]] == [
         ("demos", 1), ("encoders", 1), ("validate", 1), ("split", 1), ("manifest", 1), ("encode_lang", 1),
         ("encode_images", 1), ("plan", 1), ("train", 3), ("eval", 3), ("retention", 3), ("baseline", 1)]
-    assert provenance["code"]["commit"] in html and provenance["config_sha256"] in html
+    code = provenance["code"]
+    assert (code["commit"] or code["note"]) in html and provenance["config_sha256"] in html  # a commit where git is
     assert not list((run / "train").glob("*.tmp"))

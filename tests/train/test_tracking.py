@@ -6,13 +6,14 @@ import json
 import shutil
 
 import pytest
+from accelerate import Accelerator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rdtflow.cli import main as rdtflow
 from rdtflow.config import validate_config
-from rdtflow.errors import ConfigError
+from rdtflow.errors import ConfigError, RdtflowError
 from rdtflow.paths import RunPaths
-from rdtflow.train.tracking import TRACKED_METRICS, log_evaluation, wandb_run_id
+from rdtflow.train.tracking import TRACKED_METRICS, log_evaluation, start_trackers, wandb_group
 from tests.helpers.training import BASE, LAYOUTS, STEPS
 
 TRACKERS = ["tensorboard", "wandb"]
@@ -49,8 +50,9 @@ def test_every_training_step_reaches_both_trackers(tracked_config, tmp_path, mon
     for name in TRACKED_METRICS:
         assert [step for step, _ in logged[f"train/{name}"]] == [1, 2, 3], name
     assert logged["train/lr"][-1][1] == pytest.approx(0.001)  # the schedule's value at step 3, as train_log.csv has it
-    [offline_run] = (folder / "wandb").glob(f"offline-run-*-{wandb_run_id(tracked_config)}")
+    [offline_run] = (folder / "wandb").glob("offline-run-*")
     assert list(offline_run.glob("*.wandb")), "W&B wrote no offline run file"
+    assert wandb_group(tracked_config).encode() in next(offline_run.glob("*.wandb")).read_bytes()  # the run's group
 
 
 def test_an_evaluated_checkpoint_logs_its_rates_at_its_step(tracked_config, tmp_path):
@@ -67,3 +69,11 @@ def test_a_tracker_that_is_not_installed_stops_the_workflow_before_any_job(track
     with pytest.raises(ConfigError, match=r"train.report_to names tensorboard, wandb, which is not installed: "
                                           r"pip install -e '.\[tracking\]'"):
         validate_config(dict(tracked_config), check_files=True)
+
+
+def test_a_tracker_the_jobs_python_cannot_import_fails_the_job(tracked_config, tmp_path):
+    """accelerate drops a tracker it cannot import without a word (here: as if wandb were
+    missing, it was given tensorboard alone); the job must not."""
+    accelerator = Accelerator(cpu=True, log_with=["tensorboard"], project_dir=str(tmp_path / "t"))
+    with pytest.raises(RdtflowError, match="train.report_to names wandb, which this job's Python cannot import"):
+        start_trackers(accelerator, validate_config(dict(tracked_config)), tmp_path / "train" / "checkpoint-3")
