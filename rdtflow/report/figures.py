@@ -65,7 +65,8 @@ def _noisy_curve(axis: Axes, steps: pd.Series, values: pd.Series, label: str) ->
     """The raw per-step values faint, their moving average on top."""
     smoothed, window = _smoothed(values)
     axis.plot(steps, values, color=PRIMARY_COLOR, alpha=0.3, linewidth=0.8)
-    axis.plot(steps, smoothed, color=PRIMARY_COLOR, linewidth=1.6, label=f"moving average of {window} steps")
+    label = f"moving average of {window} steps" if window > 1 else "each step (too few to average)"
+    axis.plot(steps, smoothed, color=PRIMARY_COLOR, linewidth=1.6, label=label)
     axis.set_ylabel(label)
     axis.legend(fontsize="small", frameon=False)
 

@@ -75,6 +75,10 @@ def verdict(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, Any
     if is_missing(best.get("success_rate")):
         return (f"No simulator measured success: checkpoint {best['step']} has the lowest open-loop action error, "
                 "which predicts closed-loop success poorly; evaluate it on the robot before trusting it.")
+    if best["success_rate"] == 0:
+        return (f"No checkpoint succeeded on any of the {best['n_episodes']} held-out initial states: the success "
+                f"rate is below {best['success_interval'][1]:.1%} with 95% confidence; train longer or on more "
+                "demonstrations before comparing checkpoints.")
     sentence = (f"Use checkpoint {best['step']}: it succeeds on {format_interval(best)} of {best['n_episodes']} "
                 "held-out initial states")
     baseline_high = (baseline.get("success_interval") or [baseline.get("success_rate")])[-1]

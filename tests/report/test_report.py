@@ -305,3 +305,10 @@ def test_a_report_run_by_hand_has_no_stage_times_and_says_so(tmp_path: Path) -> 
     assert json.loads(run["provenance_out"].read_text())["stages"] == []
     plan = run["out_html"].read_text(encoding="utf-8").split('id="plan"')[1].split("</section>")[0]
     assert "<td>throughput</td><td>—</td><td>not measured</td>" in plan
+
+
+def test_a_run_where_nothing_succeeds_says_so_instead_of_recommending_a_checkpoint(tmp_path: Path) -> None:
+    page = _render(tmp_path, success_rates=[0.0, 0.0, 0.0], baseline_rate=0.0)
+    verdict = page.split('class="verdict">')[1].split("</p>")[0]
+    assert verdict.startswith("No checkpoint succeeded on any of the 2 held-out initial states: the success rate is "
+                              "below 65.8% with 95% confidence")
