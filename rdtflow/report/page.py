@@ -96,11 +96,6 @@ def verdict(best: dict[str, Any], final: dict[str, Any], baseline: dict[str, Any
                        f"from it by chance alone (exact McNemar p = {test['p_value']:.3g}).")
 
 
-def _training(checkpoint_dirs: list[Path]) -> dict[str, Any]:
-    """How the run trained, from the last checkpoint: runs with equal effective batches compare."""
-    return read_json(Path(checkpoint_dirs[-1]) / CheckpointFile.TRAINER_STATE)
-
-
 def _plan_rows(plan: dict[str, Any], states: list[dict[str, Any]], benchmarks: Any,
                training_log: Any) -> list[tuple[str, str, str]]:
     """(quantity, planned, measured) for the batch layout, memory and throughput."""
@@ -166,7 +161,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, pl
     evaluations = {evaluation["step"]: evaluation for evaluation in evaluation_list}
     evals_df = evaluations_frame(evaluation_list)
     baseline = read_json(baseline_json)
-    best = {**evaluations[int(best_checkpoint(evals_df)["step"])]}
+    best = evaluations[int(best_checkpoint(evals_df)["step"])]
     final = evaluations[int(evals_df["step"].iloc[-1])]
     training_log = load_training_log(checkpoint_dirs)
     benchmarks = load_benchmarks(benchmark_files)
@@ -175,7 +170,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, pl
     plot_training(training_log, Path(training_png))
     plot_success(evals_df, stage_rates_frame(evaluation_list), baseline, Path(success_png))
     plot_episode_lengths(load_episode_lengths(index_parquet), Path(episode_lengths_png))
-    provenance = collect_provenance(config, checkpoint_dirs, benchmarks)
+    provenance = collect_provenance(config, states, benchmarks)
     Path(provenance_out).write_text(json.dumps(provenance, indent=1), encoding="utf-8")
 
     test = paired_test(best, final)
@@ -188,7 +183,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, pl
         "not_measured_note": SUCCESS_NOT_MEASURED,
         "best": best, "final": final, "baseline": baseline, "test": test,
         "verdict": verdict(best, final, baseline, test),
-        "training": _training(checkpoint_dirs),
+        "training": states[-1],  # how the run trained: runs with equal effective batches compare
         "checkpoints": [evaluations[step] for step in evals_df["step"]],
         "mse_groups": list(evaluation_list[0].get("open_loop_mse_by_group", {})),
         "stage_names": list(best.get("stage_rates") or {}),

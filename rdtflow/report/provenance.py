@@ -18,8 +18,6 @@ from typing import Any
 import pandas as pd
 
 from rdtflow.machine import describe_machine
-from rdtflow.paths import CheckpointFile
-from rdtflow.report.collect import read_json
 
 SOURCE_TREE = Path(__file__).resolve().parents[2]
 KEY_PACKAGES = ("rdtflow", "torch", "accelerate", "diffusers", "transformers", "safetensors", "numpy", "h5py",
@@ -61,12 +59,12 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def training_machines(checkpoint_dirs: list[Path]) -> list[dict[str, Any]]:
+def training_machines(trainer_states: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The machines the checkpoints were trained on (each distinct one once), from their
     trainer_state.json; checkpoints written before rdtflow recorded it add nothing."""
     machines = []
-    for folder in checkpoint_dirs:
-        machine = read_json(Path(folder) / CheckpointFile.TRAINER_STATE).get("machine")
+    for state in trainer_states:
+        machine = state.get("machine")
         if machine is not None and machine not in machines:
             machines.append(machine)
     return machines
@@ -80,9 +78,9 @@ def stage_times(benchmarks: pd.DataFrame) -> list[dict[str, Any]]:
             for stage, rows in grouped]
 
 
-def collect_provenance(config: dict, checkpoint_dirs: list[Path], benchmarks: pd.DataFrame) -> dict[str, Any]:
+def collect_provenance(config: dict, trainer_states: list[dict[str, Any]], benchmarks: pd.DataFrame) -> dict[str, Any]:
     """Everything provenance.json holds (docs/formats.md)."""
     times = stage_times(benchmarks)
     return {"code": code_state(), "packages": package_versions(), "config_sha256": config_hash(config),
-            "training_machines": training_machines(checkpoint_dirs), "report_machine": describe_machine(),
+            "training_machines": training_machines(trainer_states), "report_machine": describe_machine(),
             "stages": times, "total_wall_seconds": round(sum(stage["wall_seconds"] for stage in times), 1)}
