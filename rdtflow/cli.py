@@ -143,6 +143,13 @@ def _report(job: Job) -> None:
     print(f"report: {Path(job.outputs['out_html']).resolve()}")
 
 
+def _compare(job: Job) -> None:
+    from rdtflow.report.compare import write_comparison
+
+    write_comparison(config=job.config, runs=job.inputs["runs"], **{name: Path(path) for name, path in job.outputs.items()})
+    print(f"comparison of {len(job.inputs['runs'])} runs: {Path(job.outputs['out_html']).resolve()}")
+
+
 def _export(args: argparse.Namespace) -> None:
     from rdtflow.model.weights import export_checkpoint
 
@@ -180,6 +187,8 @@ STAGES: dict[str, tuple[Callable[[Job], None], str]] = {
                   "weights of checkpoints that are neither the best by held-out success nor the latest."),
     "baseline": (_baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes."),
     "report": (_report, "Write the self-contained HTML report (report/index.html) and provenance.json."),
+    "compare": (_compare, "Compare the runs of a sweep (a config with `sweep:`): every run's success per checkpoint, "
+                "each setting's mean +- spread over seeds, links to each run's report; results/{run}/index.html."),
 }
 STEP_FLAGS = {"train": ("--until-step", "optimizer step of the checkpoint to write"),
               "eval": ("--step", "optimizer step of the checkpoint to evaluate"),
@@ -223,10 +232,25 @@ def _job(args: argparse.Namespace) -> Job:
     if stage in STEP_STAGES and args.step is None:
         raise ConfigError(f"rdtflow {args.stage} --config needs {STEP_FLAGS[stage][0]} N (the checkpoint step)")
     config = load_config(args.config)
+    if stage == "compare":
+        return Job(*_comparison(config), None)
+    if "sweep" in config:
+        raise ConfigError(f"{args.config} is a sweep (it has `sweep:`): run one of its runs' stages through snakemake, "
+                          "or give a config without `sweep:`")
     files = stage_files(config, stage, args.step)
     # A stage sees only the sections it declares (rdtflow/stages.py): the same ones the workflow
     # hands it and re-runs it for, so an undeclared dependency fails loudly instead of hiding.
     return Job(stage_config(config, stage), files.inputs, files.outputs, args.step)
+
+
+def _comparison(config: dict) -> tuple[dict, dict, dict]:
+    """A sweep config's comparison job: its config, inputs and outputs as the workflow gives them."""
+    from rdtflow.sweep import comparison_run_file, expand_sweep
+
+    if "sweep" not in config:
+        raise ConfigError("rdtflow compare needs a config with `sweep:` (the runs to compare)")
+    run = comparison_run_file(config, expand_sweep(config))
+    return run["config"], run["inputs"], run["outputs"]
 
 
 def main(argv: list[str] | None = None) -> int:

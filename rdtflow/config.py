@@ -165,12 +165,12 @@ def _check_simulator(config: dict) -> None:
 
 def _check_demo_folder(config: dict) -> None:
     """The user's episode folder must exist when the demos are not generated."""
-    from rdtflow.paths import demo_dir
+    from rdtflow.paths import user_demo_dir
 
     if config["demos"]["generate"]:
         return
     try:
-        folder = demo_dir(config)
+        folder = user_demo_dir(config)
     except ValueError as error:
         raise ConfigError(str(error)) from None
     if not folder.is_dir():
@@ -206,7 +206,7 @@ def _check_split_sizes(config: dict) -> None:
         episode_id,
         find_episode_files,
     )
-    from rdtflow.paths import demo_dir
+    from rdtflow.paths import user_demo_dir
 
     demos, held_out = config["demos"], config["split"]["held_out"]
     if demos["generate"]:
@@ -215,7 +215,7 @@ def _check_split_sizes(config: dict) -> None:
         ids = [str(index) for index in range(demos["n_episodes"])]
         source = f"the demos.n_episodes={demos['n_episodes']} generated episodes"
     else:
-        folder = demo_dir(config).resolve()
+        folder = user_demo_dir(config).resolve()
         try:
             ids = [episode_id(path, folder) for path in find_episode_files(folder)]
         except DemoValidationError as error:

@@ -160,20 +160,18 @@ def checkpoint_step(folder: Path) -> int | None:
     return int(step) if Path(folder).name.startswith(CHECKPOINT_PREFIX) and step.isdigit() else None
 
 
-def demo_dir(config: dict) -> Path:
-    """The folder of episodes: generated ones, or the user's."""
-    if config["demos"]["generate"]:
-        return RunPaths.from_config(config).demos
+def user_demo_dir(config: dict) -> Path:
+    """The user's folder of episodes (demos.generate false)."""
     if not config["demos"]["dir"]:
         raise ConfigError("demos.dir is not set: give the folder of *.hdf5 episodes, or set demos.generate: true")
     return Path(config["demos"]["dir"])
 
 
-def encoder_dirs(config: dict) -> tuple[Path, Path]:
-    """(vision, text) encoder folders: the configured ones or the pipeline-built small ones."""
-    paths = RunPaths.from_config(config)
+def encoder_dirs(config: dict, built: RunPaths) -> tuple[Path, Path]:
+    """(vision, text) encoder folders: the configured ones, or the small ones the encoders stage
+    built under `built` (its folder: rdtflow.stages.stage_paths)."""
     encoders = config["encoders"]
     return (
-        Path(encoders["vision_path"]) if encoders["vision_path"] else paths.vision_encoder,
-        Path(encoders["text_path"]) if encoders["text_path"] else paths.text_encoder,
+        Path(encoders["vision_path"]) if encoders["vision_path"] else built.vision_encoder,
+        Path(encoders["text_path"]) if encoders["text_path"] else built.text_encoder,
     )

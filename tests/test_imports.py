@@ -21,7 +21,7 @@ LAYERS = [
     {"rdtflow.train"},
     {"rdtflow.evaluate"},
     {"rdtflow.report"},
-    {"rdtflow.config", "rdtflow.stages"},
+    {"rdtflow.config", "rdtflow.stages", "rdtflow.sweep"},
     {"rdtflow.cli"},
 ]
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from rdtflow.config import validate_config
+from rdtflow.sweep import expand_sweep
 from tests.helpers.plans import paper, plan_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,17 @@ def test_the_embedded_default_is_the_run_the_readme_describes():
     assert plan.optimizer_steps == 1000 and plan.checkpoint_steps == [250, 500, 750, 1000]
     assert plan.effective_batch == 64 and config["model"]["precompute_image_features"]
     assert plan.norm.startswith("rms")  # model.norm auto, from scratch
+
+
+def test_the_example_sweeps_vary_only_what_they_say_on_top_of_the_default():
+    default = shipped("config/config.yaml")
+    seeds = expand_sweep({**default, **shipped("config/sweeps/default-seeds.yaml")})
+    assert [run.config["seed"] for run in seeds] == [0, 1, 2]
+    layouts = expand_sweep({**default, **shipped("config/sweeps/default-batch-layout.yaml")})
+    plans = [plan_for(run.config) for run in layouts]
+    assert [(plan.layout["micro_batch"], plan.layout["accumulation"], plan.layout["processes"]) for plan in plans] == [
+        (64, 1, 1), (8, 4, 2)]
+    assert {plan.effective_batch for plan in plans} == {64} and {run.config["seed"] for run in layouts} == {0}
 
 
 @pytest.mark.parametrize("name", ["aloha-transfer-cube", "aloha-insertion"])

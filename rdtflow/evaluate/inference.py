@@ -108,6 +108,21 @@ class RobotPolicy:
             language[instruction] = self.text_encoder.encode(instruction).float().cpu()
 
 
+def _policy_files(checkpoint_dir: Path, config: dict, recorded: dict[str, str | None] | None) -> dict[str, Path | None]:
+    """The encoder folders and instruction embeddings a checkpoint acts with. The training job
+    recorded them relative to the workflow's folder, which is found from where the checkpoint is
+    now (results_dir/run/train/checkpoint-STEP), so a moved workflow folder still works.
+    Checkpoints written before that record kept them in their run folder."""
+    run_root = checkpoint_dir.resolve().parents[1]
+    if recorded is None:
+        run = RunPaths(run_root)
+        vision, text = encoder_dirs(config, run)
+        return {"vision_dir": vision, "text_dir": text, "language_path": run.language}
+    results = Path(config.get("results_dir", "results"), config["run"])
+    workflow_dir = Path.cwd() if results.is_absolute() else run_root.parents[len(results.parts) - 1]
+    return {name: None if path is None else workflow_dir / path for name, path in recorded.items()}
+
+
 def load_policy(checkpoint_dir: str | Path, vision_dir: str | Path | None = None, text_dir: str | Path | None = None,
                 seed: int = 0) -> RobotPolicy:
     """The policy of a checkpoint folder of an rdtflow run, ready to act (see RobotPolicy).
@@ -121,12 +136,12 @@ def load_policy(checkpoint_dir: str | Path, vision_dir: str | Path | None = None
     if not run_config_file.is_file():
         raise MissingFile(f"{checkpoint_dir} has no {CheckpointFile.RUN_CONFIG}: give the checkpoint folder of an rdtflow "
                           "run (results/RUN/train/checkpoint-STEP)")
-    config = json.loads(run_config_file.read_text())["config"]
-    run = RunPaths(checkpoint_dir.resolve().parents[1])  # results/RUN: where the run's own files are
-    built_vision, built_text = encoder_dirs({**config, "results_dir": str(run.root.parent)})
-    vision = Path(vision_dir) if vision_dir else built_vision
-    text = Path(text_dir) if text_dir else built_text
-    diffusion, _ = load_diffusion_policy(checkpoint_dir, vision, run.language,
+    recorded = json.loads(run_config_file.read_text())
+    config = recorded["config"]
+    files = _policy_files(checkpoint_dir, config, recorded.get("policy_files"))
+    vision = Path(vision_dir) if vision_dir else files["vision_dir"]
+    text = Path(text_dir) if text_dir else files["text_dir"]
+    diffusion, _ = load_diffusion_policy(checkpoint_dir, vision, files["language_path"],
                                          config["data"]["control_frequency"], seed, config["hardware"])
     return RobotPolicy(diffusion, camera_slots(config["data"]["cameras"]), config["model"]["img_history_size"], text,
                        config["encoders"]["max_lang_tokens"])

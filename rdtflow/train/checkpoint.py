@@ -115,13 +115,15 @@ def save_checkpoint(
     trainer_state: dict,
     log: pd.DataFrame,
     run_config: dict,
+    policy_files: dict[str, str | None],
 ) -> None:
     """Write everything to `<out_dir>.tmp`, then rename it to `out_dir` in one step.
 
     `run_config` is the resolved config the checkpoint was trained with, saved beside the
     rdtflow version that trained it, so a checkpoint says how it was made without its run
-    folder. A failed write (disk full, killed job) removes the staging folder and leaves any
-    earlier checkpoint as it was.
+    folder; `policy_files` are the encoder folders and instruction embeddings it acts with. A
+    failed write (disk full, killed job) removes the staging folder and leaves any earlier
+    checkpoint as it was.
     """
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -141,7 +143,8 @@ def save_checkpoint(
         (staging / File.STATS).write_text(json.dumps(stats, indent=1))
         (staging / File.TRAINER_STATE).write_text(json.dumps(trainer_state, indent=1))
         (staging / File.RUN_CONFIG).write_text(
-            json.dumps({"rdtflow_version": version("rdtflow"), "config": run_config}, indent=1))
+            json.dumps({"rdtflow_version": version("rdtflow"), "config": run_config, "policy_files": policy_files},
+                       indent=1))
         log.to_csv(staging / File.TRAIN_LOG, index=False)
         torch.save(optimizer.state_dict(), staging / File.OPTIMIZER)
         torch.save(scheduler.state_dict(), staging / File.SCHEDULER)

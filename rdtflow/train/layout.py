@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PLANNED_SECTIONS = ("demos", "data", "encoders", "model", "train", "hardware")
+"""The config sections a plan is made from; training checks its own against them. Here, not in
+rdtflow.train.plan, so that the workflow and every job's command start without importing torch."""
+
 
 @dataclass(frozen=True)
 class BatchLayout:

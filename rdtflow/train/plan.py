@@ -26,11 +26,8 @@ from rdtflow.model.weights import config_file
 from rdtflow.paths import RunPaths
 from rdtflow.train.hardware import resolve_layout, usable_memory_gib
 from rdtflow.train.launch import train_command
-from rdtflow.train.layout import BatchLayout, checkpoint_steps
+from rdtflow.train.layout import PLANNED_SECTIONS, BatchLayout, checkpoint_steps
 from rdtflow.train.memory import ModelFootprint, estimate_peak, measured_speed
-
-# The config sections a plan is made from; training checks its own against them.
-PLANNED_SECTIONS = ("demos", "data", "encoders", "model", "train", "hardware")
 
 
 @dataclass

@@ -174,9 +174,11 @@ def _sample_stream(config: dict, manifest: pd.DataFrame, features_path: Path | N
 def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: Path, stats_path: Path,
                 language_path: Path, vision_dir: Path, checkpoint_out: Path, features_path: Path | None = None,
                 resume_from: Path | None = None, pretrained_dir: Path | None = None,
-                tracking_out: Path | None = None) -> Path:
+                tracking_out: Path | None = None, text_dir: Path | None = None) -> Path:
     """Train from `resume_from` (else from `pretrained_dir`, else from scratch) to optimizer step
-    `until_step`, as the plan says; returns the checkpoint written to `checkpoint_out`."""
+    `until_step`, as the plan says; returns the checkpoint written to `checkpoint_out`. The
+    checkpoint records where its encoders and instruction embeddings are (`text_dir` is only
+    recorded), so rdtflow.load_policy finds them wherever the run's stages keep them."""
     # The plan, and the processes it was made for.
     plan = read_plan(plan_path, config)
     if resume_from is not None:
@@ -231,7 +233,9 @@ def train_until(config: dict, until_step: int, plan_path: Path, manifest_path: P
                  "peak_device_memory_gib": _peak_device_memory_gib(accelerator.device),
                  "torch_threads": torch.get_num_threads(), "machine": describe_machine()}
         save_checkpoint(Path(checkpoint_out), unwrapped, optimization.optimizer, optimization.scheduler,
-                        optimization.ema, stats, state, pd.DataFrame(log_rows), config)
+                        optimization.ema, stats, state, pd.DataFrame(log_rows), config,
+                        {"language_path": str(language_path), "vision_dir": str(vision_dir),
+                         "text_dir": None if text_dir is None else str(text_dir)})
     accelerator.wait_for_everyone()
     accelerator.end_training()  # closes the trackers' files (train.report_to) and the process group
     return Path(checkpoint_out)

@@ -66,5 +66,5 @@ def write_checkpoint(folder: Path, step: int, ema: EMAModel | None = None, polic
     scheduler = get_scheduler("constant", optimizer)
     out = folder / f"checkpoint-{step}"
     save_checkpoint(out, policy, optimizer, scheduler, ema, {"normalization": {"mode": "min_max"}},
-                    {"step": step}, pd.DataFrame({"step": [step]}), {"run": "x"})
+                    {"step": step}, pd.DataFrame({"step": [step]}), {"run": "x"}, {})
     return out

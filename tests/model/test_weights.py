@@ -86,7 +86,7 @@ def test_an_exported_checkpoint_loads_back_with_identical_outputs(tmp_path):
         ema.step(policy.parameters())
     checkpoint = tmp_path / "checkpoint-3"
     save_checkpoint(checkpoint, policy, optimizer, scheduler, ema, {"state_names": []}, {"step": 3}, pd.DataFrame(),
-                    {"run": "x"})
+                    {"run": "x"}, {})
     exported = export_checkpoint(checkpoint, tmp_path / "export")
     assert json.loads((exported / "stats.json").read_text()) == {"state_names": []}
     written = json.loads((exported / "config.json").read_text())

@@ -81,7 +81,7 @@ def test_the_disk_space_asked_for_counts_every_tensor_written(tmp_path, monkeypa
     optimizer.step()
     ema = EMAModel(policy.parameters(), decay=0.9)
     out = tmp_path / "checkpoint-1"
-    save_checkpoint(out, policy, optimizer, get_scheduler("constant", optimizer), ema, {}, {"step": 1}, pd.DataFrame(), {})
+    save_checkpoint(out, policy, optimizer, get_scheduler("constant", optimizer), ema, {}, {"step": 1}, pd.DataFrame(), {}, {})
     written = sum(ckpt._tensor_bytes(load_file(str(out / name))) for name in (File.WEIGHTS, File.EMA_WEIGHTS))
     written += sum(ckpt._tensor_bytes(torch.load(out / name, weights_only=True))
                    for name in (File.OPTIMIZER, File.SCHEDULER, File.EMA_STATE))

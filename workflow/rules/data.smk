@@ -3,6 +3,8 @@
 
 
 rule demos:
+    wildcard_constraints:
+        root=roots("demos"),
     output:
         directory(outputs("demos")["out_dir"]),
     params:
@@ -19,8 +21,10 @@ rule demos:
 
 
 rule validate:
+    wildcard_constraints:
+        root=roots("validate"),
     input:
-        demo_inputs(),
+        demo_inputs,
     output:
         validated=outputs("validate")["validated_out"],
         report=report(outputs("validate")["report_out"], caption="../report/validation.rst", category="Data"),
@@ -38,8 +42,10 @@ rule validate:
 
 
 rule split:
+    wildcard_constraints:
+        root=roots("split"),
     input:
-        **inputs("split"),
+        unpack(inputs("split")),
     output:
         **outputs("split"),
     params:
@@ -56,8 +62,10 @@ rule split:
 
 
 rule manifest:
+    wildcard_constraints:
+        root=roots("manifest"),
     input:
-        **inputs("manifest"),
+        unpack(inputs("manifest")),
     output:
         **outputs("manifest"),
     params:
@@ -74,6 +82,8 @@ rule manifest:
 
 
 rule encoders:
+    wildcard_constraints:
+        root=roots("encoders"),
     output:
         vision=directory(outputs("encoders")["vision_dir"]),
         text=directory(outputs("encoders")["text_dir"]),
@@ -91,8 +101,10 @@ rule encoders:
 
 
 rule encode_lang:
+    wildcard_constraints:
+        root=roots("encode_lang"),
     input:
-        **inputs("encode_lang"),
+        unpack(inputs("encode_lang")),
     output:
         **outputs("encode_lang"),
     params:
@@ -109,8 +121,10 @@ rule encode_lang:
 
 
 rule encode_images:
+    wildcard_constraints:
+        root=roots("encode_images"),
     input:
-        **inputs("encode_images"),
+        unpack(inputs("encode_images")),
     output:
         **outputs("encode_images"),
     params:

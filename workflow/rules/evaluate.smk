@@ -4,6 +4,8 @@
 
 
 rule eval:
+    wildcard_constraints:
+        root=roots("eval"),
     input:
         unpack(inputs("eval")),
     output:
@@ -18,7 +20,7 @@ rule eval:
     params:
         run_config=run_config("eval"),
         settings=settings("eval"),
-    threads: EVAL_THREADS
+    threads: eval_threads
     priority: 1
     resources:
         **EVAL_RESOURCES,
@@ -42,6 +44,8 @@ localrules:
 
 
 rule retention:
+    wildcard_constraints:
+        root=roots("retention"),
     input:
         unpack(retention_inputs),
     output:
@@ -60,8 +64,10 @@ rule retention:
 
 
 rule baseline:
+    wildcard_constraints:
+        root=roots("baseline"),
     input:
-        **inputs("baseline"),
+        unpack(inputs("baseline")),
     output:
         out_path=report(outputs("baseline")["out_path"], caption="../report/evaluation.rst", category="Evaluation",
                         subcategory="baseline"),

@@ -3,8 +3,10 @@
 
 
 rule plan:
+    wildcard_constraints:
+        root=roots("plan"),
     input:
-        **inputs("plan"),
+        unpack(inputs("plan")),
     output:
         **outputs("plan"),
     params:
@@ -25,6 +27,8 @@ rule plan:
 
 
 rule train:
+    wildcard_constraints:
+        root=roots("train"),
     input:
         unpack(inputs("train")),
     output:
@@ -33,7 +37,7 @@ rule train:
     params:
         command=train_shell_command,
         settings=settings("train"),
-    threads: TRAIN_RESOURCES["cpus_per_task"]
+    threads: train_threads
     resources:
         **TRAIN_RESOURCES,
         runtime=train_runtime,

@@ -1,0 +1,125 @@
+"""A sweep's comparison page: every run's success per checkpoint, each setting's mean +- spread
+over its seeds, a table of runs with links to their own reports.
+
+A paper states a result over seeds: on one machine every run is bitwise reproducible, but
+another processor's float kernels give other numbers, so only the spread over seeds says how
+sure a number is (README, "Reproducibility"). Spread here is the sample standard deviation
+over a setting's seeds, shown with every seed's own value; a setting run with one seed shows
+its Wilson 95% interval instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from rdtflow.report.collect import best_checkpoint, evaluations_frame, is_missing, load_benchmarks, read_json
+from rdtflow.report.figures import DPI
+from rdtflow.report.page import TEMPLATES, data_uri
+
+REPLICATE_KEY = "seed"
+"""The swept key whose runs repeat one setting (rdtflow.sweep.REPLICATE_KEY)."""
+
+
+def _setting(values: dict[str, Any]) -> str:
+    """A run's setting: its swept values other than the seed ("default" when only seeds vary)."""
+    return ", ".join(f"{key}={value}" for key, value in values.items() if key != REPLICATE_KEY) or "default"
+
+
+def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per run (best and final checkpoint, baseline, train and eval time, report link)
+    and every run's success per checkpoint (label, setting, step, success_rate)."""
+    rows, curves = [], []
+    for run in runs:
+        evals = evaluations_frame([read_json(path) for path in run["eval_files"]])
+        best, final = best_checkpoint(evals), evals.iloc[-1].to_dict()
+        times = load_benchmarks(run["benchmark_files"]).groupby("stage")["seconds"].sum()
+        setting = _setting(run["values"])
+        rows.append({
+            "label": run["label"], "setting": setting, **{key: str(value) for key, value in run["values"].items()},
+            "best_step": best["step"], "best_success": best["success_rate"],
+            "best_low": best["success_low"], "best_high": best["success_high"],
+            "final_step": int(final["step"]), "final_success": final["success_rate"],
+            "final_low": final["success_low"], "final_high": final["success_high"],
+            "n_episodes": int(final["n_episodes"]), "baseline_success": read_json(run["baseline_json"])["success_rate"],
+            "train_seconds": times.get("train"), "eval_seconds": times.get("eval"),
+            "report": os.path.relpath(run["report_html"], page_dir),
+        })
+        curves.append(evals.assign(label=run["label"], setting=setting)[["label", "setting", "step", "success_rate"]])
+    return pd.DataFrame(rows), pd.concat(curves, ignore_index=True)
+
+
+def setting_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: its seeds, final and best success mean and sample standard deviation, min
+    and max, and mean training time."""
+    grouped = rows.groupby("setting", sort=False)
+    summary = grouped.agg(
+        runs=("label", "size"),
+        final_mean=("final_success", "mean"), final_std=("final_success", "std"),
+        final_min=("final_success", "min"), final_max=("final_success", "max"),
+        best_mean=("best_success", "mean"), best_std=("best_success", "std"),
+        train_seconds=("train_seconds", "mean"), eval_seconds=("eval_seconds", "mean"),
+    )
+    return summary.reset_index()
+
+
+def plot_comparison(curves: pd.DataFrame, rows: pd.DataFrame, out_png: Path) -> None:
+    """Left: every run's success per checkpoint, one colour per setting. Right: each setting's
+    final success, every seed a dot, the mean with +- one standard deviation."""
+    figure = Figure(figsize=(10.0, 4.2), dpi=DPI)
+    FigureCanvasAgg(figure)
+    by_step, by_setting = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    settings = list(dict.fromkeys(rows["setting"]))
+    colors = {setting: f"C{index % 10}" for index, setting in enumerate(settings)}
+    for label, curve in curves.groupby("label", sort=False):
+        setting = curve["setting"].iloc[0]
+        by_step.plot(curve["step"], curve["success_rate"], marker="o", color=colors[setting], alpha=0.8, label=label)
+    by_step.set(xlabel="optimizer step", ylabel="held-out success", title="success per checkpoint, every run")
+    by_step.legend(fontsize="x-small", frameon=False)
+    for position, setting in enumerate(settings):
+        final = rows.loc[rows["setting"] == setting, "final_success"].astype(float)
+        by_setting.scatter([position] * len(final), final, color=colors[setting], alpha=0.7, zorder=3)
+        spread = final.std() if len(final) > 1 else 0.0
+        by_setting.errorbar([position], [final.mean()], yerr=[spread], color="black", capsize=6, marker="_",
+                            markersize=20, zorder=4)
+    by_setting.set_xticks(range(len(settings)), [setting.replace(", ", "\n") for setting in settings],
+                          fontsize="x-small")
+    by_setting.set(ylabel="final checkpoint's success", title="mean ± sd over seeds")
+    for axis in (by_step, by_setting):
+        axis.yaxis.set_major_formatter(PercentFormatter(1.0))
+        axis.set_ylim(-0.02, 1.02)
+        axis.grid(True, alpha=0.3)
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=DPI)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows for the template, with NaN as None (shown as missing)."""
+    return [{key: None if is_missing(value) else value for key, value in row.items()} for row in frame.to_dict("records")]
+
+
+def write_comparison(*, config: dict, runs: list[dict[str, Any]], out_html: Path, figure_png: Path,
+                     table_csv: Path) -> None:
+    """Write the comparison page, its figure and the table of runs (CSV)."""
+    out_html = Path(out_html)
+    rows, curves = run_rows(runs, out_html.parent)
+    summary = setting_summary(rows)
+    plot_comparison(curves, rows, figure_png)
+    Path(table_csv).parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(table_csv, index=False)
+    page = {
+        "title": f"rdtflow sweep {config['run']}",
+        "sweep": config["sweep"],
+        "swept_keys": list(config["sweep"]),
+        "summary": _records(summary),
+        "runs": _records(rows),
+        "figure": data_uri(Path(figure_png).read_bytes(), "image/png"),
+    }
+    out_html.write_text(TEMPLATES.get_template("compare.html.j2").render(page=page), encoding="utf-8")
