@@ -14,6 +14,7 @@ import yaml
 from rdtflow.errors import ConfigError
 from rdtflow.stages import SHARED_STAGES, stage_config, stage_files, stage_paths
 from rdtflow.sweep import expand_sweep
+from tests.helpers.browser import ARTIFACTS, view_page
 from tests.helpers.workflow import REDUCED, snakemake
 
 DATA_STAGES = {"demos", "encoders", "validate", "split", "manifest", "encode_lang", "encode_images", "baseline"}
@@ -117,3 +118,7 @@ def test_a_sweep_shares_its_data_and_a_seed_added_later_trains_only_itself(tmp_p
     assert "data:image/png;base64," in page
     weights = {(sweep / f"seed-{seed}" / "train" / "checkpoint-2" / "model.safetensors").read_bytes() for seed in (0, 1)}
     assert len(weights) == 2  # each seed trained its own policy
+    # last: it skips where there is no browser
+    view = view_page(sweep / "index.html", 390, ARTIFACTS / "comparison-390px.png", (".headline",))
+    assert view.console_errors == [] and view.failed_requests == [] and view.scroll_width <= view.inner_width
+    assert [image["naturalWidth"] > 0 for image in view.images] == [True] and "over 2 runs" in view.texts[".headline"]
