@@ -48,8 +48,12 @@ class SlurmRun:
 
 
 def submissions(output: str, rule: str, step: int | None = None) -> list[str]:
-    """Slurm job ids the plugin reported for a rule's jobs (of one checkpoint step, if given)."""
-    where = f"{rule}/{step}/" if step is not None else f"{rule}/"
+    """Slurm job ids the plugin reported for a rule's jobs (of one checkpoint step, if given).
+
+    The plugin logs each job in rule_<rule>/<wildcards>/, its wildcard values joined by "_" with
+    every "/" made "_": a training job's folder is the run's path, then its step.
+    """
+    where = rf"{rule}/[^/\s]*_{step}/" if step is not None else f"{rule}/"
     return re.findall(rf"submitted with SLURM jobid (\d+) \(log: \S*/{where}", output)
 
 
