@@ -8,8 +8,11 @@ a human detail naming the key and the fix, while the good files go on. Outputs a
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,15 +20,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from rdtflow.data.cameras import recorded_cameras
-from rdtflow.data.episode import (
-    Episode,
-    content_hash,
-    decode_jpeg,
-    episode_from_h5,
-    read_instruction,
-)
+from rdtflow.data.episode import camera_frames, episode_from_h5, read_instruction
+from rdtflow.data.frames import CameraFrames, decode_jpeg
 from rdtflow.data.state_vector import check_state_names
 from rdtflow.errors import RdtflowError
 from rdtflow.progress import progress
@@ -36,6 +35,10 @@ VALIDATED_COLUMNS = [
 
 # float32, the precision every array is read in, holds integers exactly only up to 2**24.
 FLOAT32_EXACT_INTEGER = 2**24
+# Every JPEG starts with the SOI marker and ends with EOI; a frame cut short lacks the end.
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+# Python's default repr of an object, and h5py's of its objects: internals a user cannot act on.
+OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|<HDF5 [^\">]*(?:\"[^\"]*\"[^\">]*)*>|<Closed HDF5 [^>]*>")
 
 
 class DemoValidationError(RdtflowError):
@@ -60,6 +63,30 @@ def first_moving_step(qpos: np.ndarray, moving_threshold: float) -> int | None:
     return int(np.argmax(moved)) if moved.any() else None
 
 
+def _plain(err: Exception) -> str:
+    """A library's message on one line, without object reprs: the part a user can act on."""
+    return OBJECT_REPR.sub("an object", " ".join(str(err).split())) or "no message"
+
+
+def _lookup(h5: h5py.File, key: str) -> h5py.Dataset | h5py.Group | None:
+    """The object at ``key``, None if there is none; a soft link that leads nowhere or in a
+    circle is rejected as what it is (HDF5 itself reports a cycle as an opaque RuntimeError)."""
+    try:
+        found = h5.get(key)
+    except RuntimeError as err:  # "Special link traversal failed (too many links)"
+        raise Rejected(
+            "broken_link",
+            f"'{key}' is reached through soft links that form a cycle (HDF5: {_plain(err)}); replace the links with the data",
+        ) from err
+    if found is None:
+        link = h5.get(key, getlink=True)
+        if isinstance(link, h5py.SoftLink):
+            raise Rejected(
+                "broken_link", f"'{key}' is a soft link to '{link.path}', which does not exist; point it at the data"
+            )
+    return found
+
+
 def _dataset_keys(h5: h5py.File) -> list[str]:
     """Every dataset path in the file, to show the user what the keys should have been."""
     keys: list[str] = []
@@ -69,7 +96,9 @@ def _dataset_keys(h5: h5py.File) -> list[str]:
 
 def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
     """The dataset at ``key``, or a missing_dataset rejection listing what the file does hold."""
-    dataset = h5.get(key)
+    dataset = _lookup(h5, key)
+    if isinstance(dataset, h5py.Group):
+        raise Rejected("missing_dataset", f"'{key}' is a group, not a dataset; set data.{config_key} to the dataset's key")
     if not isinstance(dataset, h5py.Dataset):
         raise Rejected(
             "missing_dataset",
@@ -81,17 +110,22 @@ def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
 
 def _require_cameras(h5: h5py.File, image_group: str, cameras: list[str]) -> dict[str, h5py.Dataset]:
     """Each configured camera's dataset: every camera that fills a model image slot is required."""
-    group = h5.get(image_group)
+    group = _lookup(h5, image_group)
     if not isinstance(group, h5py.Group):
         raise Rejected("missing_dataset", f"no image group '{image_group}'; set data.image_group to the right key")
-    missing = [camera for camera in cameras if not isinstance(group.get(camera), h5py.Dataset)]
+    datasets = {camera: _lookup(h5, f"{image_group}/{camera}") for camera in cameras}
+    groups = [camera for camera, dataset in datasets.items() if isinstance(dataset, h5py.Group)]
+    if groups:
+        raise Rejected("missing_camera", f"camera(s) {', '.join(groups)} in '{image_group}' are groups, not datasets of "
+                                         "frames; store one frame per step in a dataset named after the camera")
+    missing = [camera for camera, dataset in datasets.items() if dataset is None]
     if missing:
         raise Rejected(
             "missing_camera",
             f"camera(s) {', '.join(missing)} not in '{image_group}' (it holds {', '.join(group) or 'nothing'}); "
             "fix data.cameras or re-record",
         )
-    return {camera: group[camera] for camera in cameras}
+    return datasets
 
 
 def _check_state_dataset(key: str, dataset: h5py.Dataset, state_names: list[str]) -> None:
@@ -164,22 +198,64 @@ def _check_finite(key: str, values: np.ndarray, state_names: list[str]) -> None:
             )
 
 
-def _check_frames(camera: str, frames: list[bytes]) -> None:
-    """Every frame must decode and keep the size of the first: a bad frame would crash training later."""
-    first_shape = None
-    for step, frame in enumerate(frames):
-        try:
-            shape = decode_jpeg(frame).shape
-        except Exception as err:  # Pillow raises several types for corrupt data
-            detail = f"camera '{camera}' step {step} is not a decodable JPEG ({err})"
-            raise Rejected("undecodable_jpeg", detail) from err
-        first_shape = first_shape or shape
-        if shape != first_shape:
-            sizes = f"{shape[1]}x{shape[0]} but step 0 is {first_shape[1]}x{first_shape[0]}"
+def _check_plausible(key: str, values: np.ndarray, state_names: list[str], limit: float) -> None:
+    """Finite but absurd values (1e30) would still wreck the normalisation of every other episode."""
+    beyond = np.abs(values) > limit
+    if beyond.any():
+        step, column = np.argwhere(beyond)[0]
+        raise Rejected(
+            "implausible_values",
+            f"'{key}' holds {values[step, column]:.3g} at step {step} column {column} ({state_names[column]}), beyond "
+            f"data.max_abs_value={limit:g}, which no joint angle in radians or gripper opening reaches: a unit or "
+            "recording fault; fix or drop the recording (or raise data.max_abs_value if your units are that large)",
+        )
+
+
+def _undecodable(camera: str, step: int, problem: str) -> Rejected:
+    return Rejected("undecodable_jpeg", f"camera '{camera}' step {step} {problem}; re-record or drop the episode")
+
+
+def _frame_size(camera: str, step: int, frame: bytes) -> tuple[int, int]:
+    """(width, height) from the frame's JPEG header, without decoding its pixels."""
+    if not frame.startswith(JPEG_START):
+        raise _undecodable(camera, step, f"is not a JPEG ({len(frame)} bytes without the JPEG start marker)")
+    if not frame.rstrip(b"\0").endswith(JPEG_END):
+        raise _undecodable(camera, step, f"is cut short ({len(frame)} bytes without the JPEG end marker)")
+    try:
+        with Image.open(io.BytesIO(frame)) as image:
+            return image.size
+    except Exception as err:  # Pillow raises several types for a corrupt header
+        raise _undecodable(camera, step, f"has an unreadable JPEG header ({_plain(err)})") from err
+
+
+def _decoded_steps(n_frames: int, validate_frames: str) -> range | list[int]:
+    """Which frames are decoded: all, or the first, middle and last (``data.validate_frames``)."""
+    return range(n_frames) if validate_frames == "all" else sorted({0, n_frames // 2, n_frames - 1})
+
+
+def _check_frames(camera: str, frames: CameraFrames, validate_frames: str, digest: Any) -> None:
+    """Every JPEG frame must be complete and of the first one's size, and the sampled ones
+    must decode: a bad frame would crash training later. Headers are cheap; decoding is not.
+    Raw pixel frames are what they are. Each frame is read once, and hashed on the way."""
+    decoded = set(_decoded_steps(len(frames), validate_frames))
+    first_size = None
+    for step, stored in enumerate(frames.stored()):
+        digest.update(stored)
+        if not frames.is_jpeg:
+            continue
+        size = _frame_size(camera, step, stored)
+        first_size = first_size or size
+        if size != first_size:
+            sizes = f"{size[0]}x{size[1]} but step 0 is {first_size[0]}x{first_size[1]}"
             raise Rejected("frame_size_changes", f"camera '{camera}' step {step} is {sizes}")
+        if step in decoded:
+            try:
+                decode_jpeg(stored)
+            except Exception as err:  # Pillow raises several types for corrupt data
+                raise _undecodable(camera, step, f"does not decode ({_plain(err)})") from err
 
 
-def _require_instruction(path: Path, data_cfg: dict) -> str:
+def _require_instruction(path: Path, data_cfg: dict, attrs: dict[str, Any]) -> str:
     """The model is language-conditioned, so every episode needs an instruction."""
     source = data_cfg["instruction"]
     if source["source"] == "json":
@@ -187,7 +263,7 @@ def _require_instruction(path: Path, data_cfg: dict) -> str:
     else:
         where = f"root attribute '{source['key']}'"
     try:
-        instruction = read_instruction(path, data_cfg)
+        instruction = read_instruction(path, data_cfg, attrs)
     except ValueError as err:
         raise Rejected("missing_instruction", str(err)) from err
     if instruction is None:
@@ -195,8 +271,8 @@ def _require_instruction(path: Path, data_cfg: dict) -> str:
     return instruction
 
 
-def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
-    """Keys, dtypes, shapes and step counts: cheap checks that read no frames."""
+def _check_structure(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
+    """Keys, dtypes, shapes and step counts: cheap checks that read no frames. Returns the cameras."""
     state_datasets = {
         data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
         for config_key in ("action_key", "qpos_key")
@@ -208,6 +284,10 @@ def _check_structure(h5: h5py.File, data_cfg: dict) -> None:
     step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])
+    try:
+        return camera_frames(h5, data_cfg)
+    except TypeError as err:  # neither JPEG bytes nor raw uint8 pixels
+        raise Rejected("bad_dtype", str(err)) from err
 
 
 def _external_data(h5: h5py.File, folder: Path) -> list[tuple[str, str, str, Path]]:
@@ -250,7 +330,7 @@ def _check_external_data(h5: h5py.File, path: Path, demo_dir: Path, allow_outsid
             )
 
 
-def _unreadable(path: Path, err: OSError) -> Rejected:
+def _unopenable(path: Path, err: OSError) -> Rejected:
     """Empty, truncated (it has the HDF5 signature but cannot be read) or not HDF5 at all."""
     if path.stat().st_size == 0:
         return Rejected("empty_file", "the file is empty (0 bytes): a recording or copy that never wrote; delete it")
@@ -258,47 +338,62 @@ def _unreadable(path: Path, err: OSError) -> Rejected:
         return Rejected(
             "truncated_file",
             f"starts like an HDF5 file but cannot be read, most likely cut short by an interrupted copy or recording; "
-            f"copy it again or re-record it ({err})",
+            f"copy it again or re-record it ({_plain(err)})",
         )
-    return Rejected("not_hdf5", f"cannot be read as HDF5 (no HDF5 signature); remove it from the demo folder ({err})")
-
-
-def _load_checked_episode(path: Path, demo_dir: Path, data_cfg: dict) -> Episode:
-    """Open the file, check where its data lives and its structure, then read it."""
-    try:
-        with h5py.File(path, "r") as h5:
-            _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
-            _check_structure(h5, data_cfg)
-            try:
-                return episode_from_h5(h5, path, data_cfg)
-            except TypeError as err:  # camera frames stored as something other than JPEG bytes
-                raise Rejected("bad_dtype", str(err)) from err
-    except OSError as err:
-        raise _unreadable(path, err) from err
+    return Rejected("not_hdf5", f"cannot be read as HDF5 (no HDF5 signature); remove it from the demo folder ({_plain(err)})")
 
 
 def inspect_episode(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any]:
     """Facts about one usable episode (n_steps, first_moving_step, content_hash, instruction).
 
-    Raises Rejected at the first failed check; cheap structural checks run before decoding frames.
+    Raises Rejected at the first failed check. The file is opened and read once: where its
+    data lives and its structure first, then the numbers, then the frames, hashed as they pass.
     """
-    episode = _load_checked_episode(path, demo_dir, data_cfg)
-    for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
-        _check_finite(key, values, data_cfg["state_names"])
-    moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
-    if moving_step is None:
-        raise Rejected(
-            "never_moves",
-            f"'{data_cfg['qpos_key']}' never changes by more than data.moving_threshold={data_cfg['moving_threshold']}",
-        )
-    for camera, frames in episode.frames.items():
-        _check_frames(camera, frames)
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise _unopenable(path, err) from err
+    with h5:
+        _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
+        cameras = _check_structure(h5, data_cfg)
+        episode = episode_from_h5(h5, path, data_cfg)
+        for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
+            _check_finite(key, values, data_cfg["state_names"])
+            _check_plausible(key, values, data_cfg["state_names"], data_cfg["max_abs_value"])
+        moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
+        if moving_step is None:
+            raise Rejected(
+                "never_moves",
+                f"'{data_cfg['qpos_key']}' never changes by more than data.moving_threshold={data_cfg['moving_threshold']}",
+            )
+        digest = hashlib.sha256(np.ascontiguousarray(episode.action).tobytes())
+        digest.update(np.ascontiguousarray(episode.qpos).tobytes())
+        for camera, frames in cameras.items():
+            _check_frames(camera, frames, data_cfg["validate_frames"], digest)
     return {
         "n_steps": len(episode.qpos),
         "first_moving_step": moving_step,
-        "content_hash": content_hash(episode),
-        "instruction": _require_instruction(path, data_cfg),
+        "content_hash": digest.hexdigest(),  # a copied episode is recognised under any name
+        "instruction": _require_instruction(path, data_cfg, episode.attrs),
     }
+
+
+def check_file(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any]:
+    """inspect_episode, with any failure inside a check turned into this file's rejection.
+
+    A damaged file can make HDF5, h5py or Pillow raise anything; one such file must never stop
+    the validation of thousands of good ones.
+    """
+    try:
+        return inspect_episode(path, demo_dir, data_cfg)
+    except Rejected:
+        raise
+    except Exception as err:  # whatever one file raises becomes its rejection
+        raise Rejected(
+            "unreadable",
+            f"checking it failed ({type(err).__name__}: {_plain(err)}): the file is damaged or stored in a way rdtflow "
+            "cannot read; list its contents with h5ls -r, then repair or re-record it",
+        ) from err
 
 
 def find_episode_files(demo_dir: Path) -> list[Path]:
@@ -326,7 +421,7 @@ def _validate_files(files: list[Path], demo_dir: Path, data_cfg: dict) -> tuple[
         row = {"path": str(path), "episode_id": episode_id(path, demo_dir)}
         row.update(n_steps=None, first_moving_step=None, content_hash=None, instruction=None, valid=True, reason="")
         try:
-            row.update(inspect_episode(path, demo_dir, data_cfg))
+            row.update(check_file(path, demo_dir, data_cfg))
             original = first_path_by_hash.get(row["content_hash"])
             if original is not None:
                 raise Rejected("duplicate", f"same content as {original}; keeping that one")
@@ -390,6 +485,7 @@ def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_o
         "n_valid": len(files) - len(rejections),
         "n_rejected": len(rejections),
         "rejected_by_reason": _reason_counts(rejections),
+        "frames_decoded": data_cfg["validate_frames"],
         "rejected": rejections,
     }
     Path(report_out).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from rdtflow.data.episode import encode_jpeg
+from rdtflow.data.frames import encode_jpeg
 from rdtflow.evaluate.policies import ChunkPolicy, Observations, slot_frames
 from rdtflow.progress import progress
 from rdtflow.sim.env import SimEnv, SimObservation

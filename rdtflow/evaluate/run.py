@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from rdtflow.data.cameras import camera_slots, recorded_cameras
-from rdtflow.data.episode import read_attributes, read_episode, read_trajectory
+from rdtflow.data.episode import episode_cameras, read_attributes, read_trajectory
 from rdtflow.evaluate.closed_loop import Rollouts, run_closed_loop
 from rdtflow.evaluate.inference import load_diffusion_policy
 from rdtflow.evaluate.policies import (
@@ -170,7 +170,8 @@ def write_rollout_videos(config: dict, episodes: pd.DataFrame, rollouts: Rollout
     written = []
     for index in choose_episodes(rollouts.outcomes, config["eval"]["videos"]):
         episode = episodes.iloc[index]
-        expert = read_episode(Path(episode["path"]), config["data"]).frames[camera]
+        with episode_cameras(Path(episode["path"]), config["data"]) as cameras:
+            expert = [cameras[camera].jpeg(step) for step in range(len(cameras[camera]))]
         path = video_dir / f"{episode['episode_id'].replace('/', '__')}.mp4"
         write_video(path, side_by_side(rollouts.recordings[index], expert), fps=config["data"]["control_frequency"])
         written.append({"episode_id": episode["episode_id"], "file": path.name, "success": rollouts.outcomes[index]["success"],

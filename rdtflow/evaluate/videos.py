@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from rdtflow.data.episode import decode_jpeg
+from rdtflow.data.frames import decode_jpeg
 
 VIDEO_BUDGET_BYTES = 1_000_000  # each video; the report embeds them
 MACRO_BLOCK = 16  # H.264 codes 16x16 blocks: frames are padded to it rather than resized

@@ -18,7 +18,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from rdtflow.data.episode import decode_jpeg, read_episode
+from rdtflow.data.episode import episode_cameras
 from rdtflow.model.encoders import VisionEncoder
 
 BLANK = "blank"
@@ -38,11 +38,11 @@ def encode_image_features(manifest_path: Path, data_cfg: dict, vision_dir: Path,
     blank_frame = vision.mean_colour.expand(1, 8, 8, 3)
     table = {BLANK: vision.encode(blank_frame)[0].half()}
     for episode in tqdm(episodes.itertuples(), total=len(episodes), desc="encoding frames", unit="episode"):
-        recorded = read_episode(Path(episode.path), data_cfg)
-        for camera, frames in recorded.frames.items():
-            pixels = torch.from_numpy(np.stack([decode_jpeg(frame) for frame in frames]))
-            tokens = [vision.encode(pixels[i : i + ENCODE_BATCH]) for i in range(0, len(pixels), ENCODE_BATCH)]
-            table[feature_key(episode.episode_id, camera)] = torch.cat(tokens).half().contiguous()
+        with episode_cameras(Path(episode.path), data_cfg) as cameras:
+            for camera, frames in cameras.items():
+                batches = (range(start, min(start + ENCODE_BATCH, len(frames))) for start in range(0, len(frames), ENCODE_BATCH))
+                tokens = [vision.encode(torch.from_numpy(np.stack([frames.pixels(step) for step in batch]))) for batch in batches]
+                table[feature_key(episode.episode_id, camera)] = torch.cat(tokens).half().contiguous()
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(table, str(out_path))
     size_mib = sum(t.numel() * 2 for t in table.values()) / 2**20

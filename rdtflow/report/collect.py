@@ -11,11 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-import h5py
 import pandas as pd
 
-from rdtflow.data.cameras import recorded_cameras
-from rdtflow.data.episode import read_frame
+from rdtflow.data.episode import episode_cameras
 from rdtflow.paths import CheckpointFile, checkpoint_step
 
 SUCCESS_NOT_MEASURED = "no simulator: success rate not measured"
@@ -147,8 +145,6 @@ def thumbnail_frames(index_parquet: Path, data_cfg: dict, count: int = 3) -> tup
         return "", {}
     episode = valid.iloc[0]
     steps = sorted({round(i * (int(episode["n_steps"]) - 1) / max(count - 1, 1)) for i in range(count)})
-    image_group = data_cfg["image_group"].rstrip("/")
-    with h5py.File(episode["path"], "r") as h5:
-        frames = {camera: [read_frame(h5[f"{image_group}/{camera}"], step) for step in steps]
-                  for camera in recorded_cameras(data_cfg["cameras"])}
+    with episode_cameras(Path(episode["path"]), data_cfg) as cameras:
+        frames = {camera: [camera_frames.jpeg(step) for step in steps] for camera, camera_frames in cameras.items()}
     return str(episode["episode_id"]), frames

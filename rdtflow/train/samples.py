@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from rdtflow.data.cameras import camera_slots
-from rdtflow.data.episode import decode_jpeg, read_frame, read_trajectory
+from rdtflow.data.episode import read_trajectory
+from rdtflow.data.frames import CameraFrames
 from rdtflow.model.image_features import ImageFeatureTable
 
 
@@ -43,7 +44,7 @@ class SampleOrder:
 
 
 class EpisodeFrames:
-    """Reads single JPEG frames from episode files, keeping a bounded set of files open.
+    """Reads single frames from episode files, keeping a bounded set of files open.
 
     Trajectories are small and cached whole; frames are read one at a time so memory stays
     flat however many thousand episodes the manifest spans.
@@ -76,7 +77,7 @@ class EpisodeFrames:
 
     def frame(self, path: str, camera: str, step: int) -> np.ndarray:
         dataset = self._file(path)[f"{self.data_cfg['image_group'].rstrip('/')}/{camera}"]
-        return decode_jpeg(read_frame(dataset, step))
+        return CameraFrames(dataset).pixels(step)
 
 
 class StepSamples:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -14,18 +13,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdtflow.data.episode import encode_jpeg
+from rdtflow.data.frames import encode_jpeg
 from rdtflow.data.validate import DemoValidationError, first_moving_step, validate_demos
 from tests.helpers.episodes import (
     IDLE_STEPS,
     INSTRUCTION,
+    documented_reasons,
     synthetic_frames,
     synthetic_trajectory,
     write_synthetic_episode,
 )
 
 BAD_SEED = 99
-REPO = Path(__file__).resolve().parents[2]
 
 
 def run_validation(demo_dir: Path, data_cfg: dict) -> tuple[pd.DataFrame, dict]:
@@ -99,6 +98,63 @@ def undecodable_jpeg(path: Path) -> Path:
     return path
 
 
+def bogus_huffman_table(jpeg: bytes) -> bytes:
+    """A JPEG whose markers and header are sound but whose Huffman table cannot be decoded."""
+    damaged = bytearray(jpeg)
+    table = damaged.index(b"\xff\xc4")
+    damaged[table + 5 : table + 21] = bytes([255] * 16)  # code counts summing far beyond 256
+    return bytes(damaged)
+
+
+def undecodable_middle_frame(path: Path) -> Path:
+    """Frame 10 of 20 (the middle one, which validate_frames: sample decodes) fails only when decoded."""
+    write_bad(path)
+    with h5py.File(path, "r") as h5:
+        frames = list(h5["/observations/images/cam_high"][()])
+    frames[10] = bogus_huffman_table(frames[10].rstrip(b"\0"))
+    rewrite(path, "/observations/images/cam_high", np.array(frames))
+    return path
+
+
+def soft_link_cycle(path: Path) -> Path:
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        del h5["/action"]
+        h5["/action"] = h5py.SoftLink("/loop")
+        h5["/loop"] = h5py.SoftLink("/action")
+    return path
+
+
+def dangling_soft_link(path: Path) -> Path:
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        del h5["/observations/images/cam_high"]
+        h5["/observations/images/cam_high"] = h5py.SoftLink("/recordings/cam_high")
+    return path
+
+
+def action_as_group(path: Path) -> Path:
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        del h5["/action"]
+        h5.create_group("/action")
+    return path
+
+
+def damaged_chunk(path: Path) -> Path:
+    """The action compressed, with its one chunk's bytes overwritten: HDF5 opens the file but cannot read it."""
+    write_bad(path)
+    with h5py.File(path, "a") as h5:
+        action = h5["/action"][()]
+        del h5["/action"]
+        h5.create_dataset("action", data=action, chunks=action.shape, compression="gzip")
+        chunk = h5["/action"].id.get_chunk_info(0)
+    with path.open("r+b") as file:
+        file.seek(chunk.byte_offset)
+        file.write(b"\xff" * chunk.size)
+    return path
+
+
 def not_hdf5(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("this is a CSV export, not an HDF5 file\n")
@@ -147,9 +203,9 @@ def text_action(path: Path) -> Path:
     return path
 
 
-def raw_pixel_frames(path: Path) -> Path:
+def float_pixel_frames(path: Path) -> Path:
     write_bad(path)
-    rewrite(path, "/observations/images/cam_high", np.stack(synthetic_frames(20, BAD_SEED)))
+    rewrite(path, "/observations/images/cam_high", np.stack(synthetic_frames(20, BAD_SEED)).astype(np.float32) / 255)
     return path
 
 
@@ -226,35 +282,39 @@ CASES = [
     (without("/action"), "missing_dataset", "no dataset '/action'"),
     (without("/observations/qpos"), "missing_dataset", "'/observations/qpos'"),
     (without("/observations/images"), "missing_dataset", "data.image_group"),
+    (soft_link_cycle, "broken_link", "'/action' is reached through soft links that form a cycle"),
+    (dangling_soft_link, "broken_link", "soft link to '/recordings/cam_high', which does not exist"),
+    (action_as_group, "missing_dataset", "'/action' is a group, not a dataset"),
     (missing_camera, "missing_camera", "cam_high not in '/observations/images' (it holds cam_low)"),
     (mismatched_lengths, "length_mismatch", "'/action': 19"),
     (mismatched_frame_count, "length_mismatch", "camera cam_high': 18"),
     (wrong_state_dim, "wrong_state_dim", "(20, 4)"),
     (text_action, "bad_dtype", "'/action' has dtype"),
-    (raw_pixel_frames, "bad_dtype", "must be JPEG-encoded"),
+    (float_pixel_frames, "bad_dtype", "float32 and shape (20, 16, 16, 3); expected one JPEG per step"),
     (with_integers(np.array([2**32 - 1], np.uint32)), "integer_overflow", "holds 4294967295 at step 5 column 1"),
     (with_integers(np.array([2**40], np.int64)), "integer_overflow", "'/action' (int64) holds 1099511627776"),
     (with_value(np.nan), "nan_values", "first at step 5 column 1 (right_eef_pos_y)"),
     (with_value(np.inf), "inf_values", "first at step 5 column 1"),
     (float64_beyond_float32, "inf_values", "'/action' (float64) holds 1e+300 at step 5 column 1, beyond the +-3.4e+38"),
+    (with_value(1e30), "implausible_values", "'/action' holds 1e+30 at step 5 column 1 (right_eef_pos_y)"),
     (zero_steps, "zero_steps", "0 steps"),
     (too_short, "too_short", "8 steps"),
     (never_moves, "never_moves", "data.moving_threshold=0.001"),
-    (undecodable_jpeg, "undecodable_jpeg", "camera 'cam_high' step 7"),
+    (undecodable_jpeg, "undecodable_jpeg", "camera 'cam_high' step 7 is cut short"),
+    (undecodable_middle_frame, "undecodable_jpeg", "camera 'cam_high' step 10 does not decode"),
     (frame_size_changes, "frame_size_changes", "step 12 is 24x24 but step 0 is 16x16"),
     (duplicate, "duplicate", "good_000.hdf5"),
     (missing_instruction, "missing_instruction", "other_task/instruction.json"),
     (external_link, "external_link", "outside the demo folder"),
     (virtual_dataset, "virtual_dataset", "outside the demo folder"),
     (external_storage, "external_storage", "outside the demo folder"),
+    (damaged_chunk, "unreadable", "checking it failed (OSError: Can't synchronously read data"),
 ]
 CASE_IDS = [case[0].__name__ for case in CASES]
 
 
 def test_every_documented_reason_has_a_case() -> None:
-    table = (REPO / "docs" / "formats.md").read_text().split("| reason | the file |")[1].split("\n\n")[0]
-    documented = {reason for line in table.splitlines()[2:] for reason in re.findall(r"`(\w+)`", line.split("|")[1])}
-    assert documented == {reason for _, reason, _ in CASES}
+    assert documented_reasons() == {reason for _, reason, _ in CASES}
 
 
 @pytest.mark.parametrize(("write_broken", "reason", "detail"), CASES, ids=CASE_IDS)
@@ -286,7 +346,7 @@ def test_a_folder_with_every_kind_of_bad_file(demo_dir: Path, good_demos, data_c
     assert report["n_files"] == len(CASES) + 3 and report["n_valid"] == 3
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert summary.startswith(f"validated {len(CASES) + 3} files: 3 accepted, {len(CASES)} rejected (")
-    assert "missing_dataset: 3" in summary and "integer_overflow: 2" in summary and "zero_steps: 1" in summary
+    assert "missing_dataset: 4" in summary and "integer_overflow: 2" in summary and "zero_steps: 1" in summary
 
 
 def test_external_data_inside_the_folder_or_allowed_is_read(demo_dir: Path, good_demos, data_cfg: dict) -> None:
@@ -323,9 +383,20 @@ def test_the_limits_are_inclusive(demo_dir: Path, data_cfg: dict) -> None:
         action = np.zeros((20, 3), np.int64)
         action[5, 1] = value
         rewrite(demo_dir / f"{name}.hdf5", "/action", action)
-    validated, _ = run_validation(demo_dir, data_cfg)
+    validated, _ = run_validation(demo_dir, data_cfg | {"max_abs_value": 2**25})  # counts in the millions
     reasons = validated.set_index("episode_id")["reason"].to_dict()
     assert reasons == {"exactly_min": "", "largest_exact": "", "one_more": "integer_overflow"}
+
+
+def test_max_abs_value_is_inclusive(demo_dir: Path, data_cfg: dict) -> None:
+    limit = data_cfg["max_abs_value"]
+    assert limit == 1e4
+    for name, value in (("at_the_limit", -limit), ("beyond", np.nextafter(np.float32(limit), np.float32(np.inf)))):
+        action, _ = synthetic_trajectory(20, 3, BAD_SEED)
+        action[5, 1] = value
+        write_synthetic_episode(demo_dir / f"{name}.hdf5", seed=len(name), action=action)
+    validated, _ = run_validation(demo_dir, data_cfg)
+    assert validated.set_index("episode_id")["reason"].to_dict() == {"at_the_limit": "", "beyond": "implausible_values"}
 
 
 def test_integers_that_float32_holds_are_accepted(demo_dir: Path, good_demos, data_cfg: dict) -> None:
@@ -355,7 +426,8 @@ def test_valid_rows_describe_the_episode(demo_dir: Path, good_demos, data_cfg: d
     assert validated["content_hash"].str.len().eq(64).all() and validated["content_hash"].is_unique
     assert validated["valid"].all() and (validated["reason"] == "").all()
     assert all(Path(path).is_absolute() for path in validated["path"])
-    assert report == {"n_files": 3, "n_valid": 3, "n_rejected": 0, "rejected_by_reason": {}, "rejected": []}
+    assert report == {"n_files": 3, "n_valid": 3, "n_rejected": 0, "rejected_by_reason": {}, "frames_decoded": "sample",
+                      "rejected": []}
     assert "validated 3 files: 3 accepted, 0 rejected" in capsys.readouterr().out
 
 
@@ -433,3 +505,40 @@ def test_jpeg_padding_does_not_break_decoding(demo_dir: Path, data_cfg: dict) ->
         assert len(encode_jpeg(frames[0])) < h5["/observations/images/cam_high"].dtype.itemsize
     validated, _ = run_validation(demo_dir, data_cfg)
     assert validated["valid"].all()
+
+
+def test_a_crash_inside_a_check_rejects_only_that_file(demo_dir: Path, good_demos, data_cfg: dict, monkeypatch) -> None:
+    """Whatever a damaged file makes a library raise becomes its `unreadable` rejection, in plain words."""
+    good_demos(2)
+    crashing = write_bad(demo_dir / "crashing.hdf5").resolve()
+    original = first_moving_step
+
+    def crash_on_one_file(qpos: np.ndarray, threshold: float) -> int | None:
+        if qpos[0].tolist() == synthetic_trajectory(20, 3, BAD_SEED)[1][0].tolist():
+            raise RuntimeError(f"internal state <h5py.h5d.DatasetID object at 0x7f00deadbeef> of\n{h5py.Group}")
+        return original(qpos, threshold)
+
+    monkeypatch.setattr("rdtflow.data.validate.first_moving_step", crash_on_one_file)
+    _, report = run_validation(demo_dir, data_cfg)
+
+    (rejection,) = report["rejected"]
+    assert (Path(rejection["path"]), rejection["reason"], report["n_valid"]) == (crashing, "unreadable", 2)
+    assert rejection["detail"].startswith("checking it failed (RuntimeError: internal state an object of")
+    assert "0x" not in rejection["detail"] and "\n" not in rejection["detail"]
+
+
+def test_sample_decodes_first_middle_and_last_frames_and_all_decodes_every_frame(
+    demo_dir: Path, data_cfg: dict
+) -> None:
+    path = write_bad(demo_dir / "episode.hdf5")
+    with h5py.File(path, "r") as h5:
+        frames = list(h5["/observations/images/cam_high"][()])
+    frames[7] = bogus_huffman_table(frames[7].rstrip(b"\0"))  # sound markers and header, not decodable
+    rewrite(path, "/observations/images/cam_high", np.array(frames))
+    write_synthetic_episode(demo_dir / "good.hdf5", seed=1)
+
+    validated, report = run_validation(demo_dir, data_cfg)
+    assert report["frames_decoded"] == "sample" and validated["valid"].all()
+    _, report = run_validation(demo_dir, data_cfg | {"validate_frames": "all"})
+    assert report["frames_decoded"] == "all"
+    assert report["rejected"][0]["detail"].startswith("camera 'cam_high' step 7 does not decode")

@@ -7,7 +7,7 @@ import subprocess
 import imageio_ffmpeg
 import numpy as np
 
-from rdtflow.data.episode import encode_jpeg
+from rdtflow.data.frames import encode_jpeg
 from rdtflow.evaluate.videos import VIDEO_BUDGET_BYTES, choose_episodes, side_by_side, write_video
 
 

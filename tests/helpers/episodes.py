@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import yaml
 
 from rdtflow.data.episode import write_episode
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "rdtflow" / "schemas" / "config.schema.yaml"
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO / "rdtflow" / "schemas" / "config.schema.yaml"
 INSTRUCTION = "pick up the cube and place it on the goal"
 IDLE_STEPS = 3  # the synthetic robot waits this many steps before moving
 
@@ -27,6 +29,12 @@ def make_data_cfg(**overrides: Any) -> dict:
     """The ``data`` section with the schema's defaults, then ``overrides``."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     return schema_defaults(schema["properties"]["data"]) | overrides
+
+
+def documented_reasons() -> set[str]:
+    """The rejection reasons of docs/formats.md's table, the list users read."""
+    table = (REPO / "docs" / "formats.md").read_text().split("| reason | the file |")[1].split("\n\n")[0]
+    return {reason for line in table.splitlines()[2:] for reason in re.findall(r"`(\w+)`", line.split("|")[1])}
 
 
 def synthetic_trajectory(n_steps: int, n_cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
