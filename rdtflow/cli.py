@@ -158,6 +158,14 @@ def _export(args: argparse.Namespace) -> None:
           "with the run's config and rdtflow version)")
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from rdtflow.inspection import inspect_file
+
+    text, fits = inspect_file(args.path)
+    print(text)
+    return 0 if fits else 1
+
+
 def _paths(job: Job) -> dict:
     """The job's inputs and outputs as keyword arguments of its stage function, as Paths."""
     def as_path(value: str | list[str]) -> Path | list[Path]:
@@ -220,6 +228,12 @@ def _parser() -> argparse.ArgumentParser:
                                "It takes no --config: the checkpoint carries the config it was trained with.")
     export.add_argument("--checkpoint", type=Path, required=True, help="train/checkpoint-{step} folder")
     export.add_argument("--out", type=Path, required=True, help="folder to write")
+    inspect = stages.add_parser("inspect", help="Show what one episode file holds and which data preset reads it.",
+                                description="Print the tree of one HDF5 episode file (groups, datasets with shapes, "
+                                "dtypes, storage and frame format, links, attributes) and, for every shipped data "
+                                "preset (config/data/), whether validation would read it or why not. Exits 1 when "
+                                "no preset fits.")
+    inspect.add_argument("path", type=Path, help="an episode file (*.hdf5)")
     return parser
 
 
@@ -259,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.stage == "export":
             _export(args)
+        elif args.stage == "inspect":
+            return _inspect(args)
         else:
             STAGES[args.stage][0](_job(args))
     except ConfigError as error:

@@ -133,17 +133,18 @@ def comparison_paths(sweep_config: dict) -> RunPaths:
 
 
 def comparison_files(sweep_config: dict, runs: list[SweepRun]) -> StageFiles:
-    """What the comparison reads: each run's evaluations, baseline, report and job times."""
+    """What the comparison reads: each run's evaluations, baseline, report, plan and job times."""
     paths = comparison_paths(sweep_config)
     inputs = []
     for run in runs:
-        own, baseline = stage_paths(run.config, "eval"), stage_paths(run.config, "baseline")
+        own, baseline, plan = (stage_paths(run.config, stage) for stage in ("eval", "baseline", "plan"))
         steps = checkpoint_steps(run.config["train"])
         inputs.append({
             "label": run.label, "values": run.values,
             "eval_files": [str(own.evaluation(step)) for step in steps],
             "baseline_json": str(baseline.baseline),
             "report_html": str(own.report),
+            "plan_json": str(plan.plan),
             "benchmark_files": [str(own.job_benchmark(stage, step)) for stage, step in active_jobs(run.config)
                                 if stage in ("train", "eval")],
         })

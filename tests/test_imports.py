@@ -2,9 +2,9 @@
 
 Layers, lowest first: the leaf modules every stage may use (errors, paths, progress, schema
 messages, presets); data and the simulator; model; train; evaluate; report; then what wires
-the stages together (config validation, the stages' files) and the command line. A module may
-import its own layer and those below it, never one above: a stage never reaches into a later
-stage.
+the stages together (config validation, the stages' files, sweeps, inspecting a file against
+the presets) and the command line. A module may import its own layer and those below it,
+never one above: a stage never reaches into a later stage.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ LAYERS = [
     {"rdtflow.train"},
     {"rdtflow.evaluate"},
     {"rdtflow.report"},
-    {"rdtflow.config", "rdtflow.stages", "rdtflow.sweep"},
+    {"rdtflow.config", "rdtflow.stages", "rdtflow.sweep", "rdtflow.inspection"},
     {"rdtflow.cli"},
 ]
 

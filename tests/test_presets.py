@@ -38,7 +38,7 @@ def test_the_agilex_preset_fills_data_and_the_users_keys_win():
 
 
 def test_an_unknown_preset_names_the_shipped_ones():
-    with pytest.raises(FileNotFoundError, match="data.preset: no data preset 'agilx'.*shipped: agilex"):
+    with pytest.raises(FileNotFoundError, match="data.preset: no data preset 'agilx'.*shipped: act, agilex"):
         validate_config({"run": "x", "data": {"preset": "agilx"}})
 
 

@@ -271,8 +271,9 @@ def _require_instruction(path: Path, data_cfg: dict, attrs: dict[str, Any]) -> s
     return instruction
 
 
-def _check_structure(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
-    """Keys, dtypes, shapes and step counts: cheap checks that read no frames. Returns the cameras."""
+def check_layout(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
+    """Keys, dtypes, shapes and step counts: cheap checks that read no frames (and tell
+    `rdtflow inspect` whether a preset reads a file). Returns the cameras."""
     state_datasets = {
         data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
         for config_key in ("action_key", "qpos_key")
@@ -330,7 +331,7 @@ def _check_external_data(h5: h5py.File, path: Path, demo_dir: Path, allow_outsid
             )
 
 
-def _unopenable(path: Path, err: OSError) -> Rejected:
+def describe_unopenable(path: Path, err: OSError) -> Rejected:
     """Empty, truncated (it has the HDF5 signature but cannot be read) or not HDF5 at all."""
     if path.stat().st_size == 0:
         return Rejected("empty_file", "the file is empty (0 bytes): a recording or copy that never wrote; delete it")
@@ -352,10 +353,10 @@ def inspect_episode(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any
     try:
         h5 = h5py.File(path, "r")
     except OSError as err:
-        raise _unopenable(path, err) from err
+        raise describe_unopenable(path, err) from err
     with h5:
         _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
-        cameras = _check_structure(h5, data_cfg)
+        cameras = check_layout(h5, data_cfg)
         episode = episode_from_h5(h5, path, data_cfg)
         for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
             _check_finite(key, values, data_cfg["state_names"])

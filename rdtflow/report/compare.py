@@ -27,9 +27,23 @@ REPLICATE_KEY = "seed"
 """The swept key whose runs repeat one setting (rdtflow.sweep.REPLICATE_KEY)."""
 
 
+def value_text(value: Any) -> str:
+    """A swept value for people: a mapping (an inline hardware profile) as key=value pairs."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
+    return str(value)
+
+
 def _setting(values: dict[str, Any]) -> str:
     """A run's setting: its swept values other than the seed ("default" when only seeds vary)."""
-    return ", ".join(f"{key}={value}" for key, value in values.items() if key != REPLICATE_KEY) or "default"
+    return "; ".join(f"{key}: {value_text(value)}" for key, value in values.items() if key != REPLICATE_KEY) or "default"
+
+
+def layout_text(plan: dict[str, Any]) -> str:
+    """The batch layout as micro-batch x accumulation x processes (and nodes, when more than one)."""
+    layout = plan["layout"]
+    text = f"{layout['micro_batch']}x{layout['accumulation']}x{layout['processes']}"
+    return text + (f" on {layout['nodes']} nodes" if layout["nodes"] > 1 else "")
 
 
 def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -42,7 +56,8 @@ def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, 
         times = load_benchmarks(run["benchmark_files"]).groupby("stage")["seconds"].sum()
         setting = _setting(run["values"])
         rows.append({
-            "label": run["label"], "setting": setting, **{key: str(value) for key, value in run["values"].items()},
+            "label": run["label"], "setting": setting, **{key: value_text(value) for key, value in run["values"].items()},
+            "layout": layout_text(read_json(run["plan_json"])),
             "best_step": best["step"], "best_success": best["success_rate"],
             "best_low": best["success_low"], "best_high": best["success_high"],
             "final_step": int(final["step"]), "final_success": final["success_rate"],
@@ -69,17 +84,26 @@ def setting_summary(rows: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
+# Marker and line style of a setting's first, second, ... run.
+RUN_STYLES = [{"marker": marker, "linestyle": line}
+              for marker, line in zip(("o", "s", "^", "D", "v", "P"), ("-", "--", ":", "-.", "-", "--"))]
+
+
 def plot_comparison(curves: pd.DataFrame, rows: pd.DataFrame, out_png: Path) -> None:
-    """Left: every run's success per checkpoint, one colour per setting. Right: each setting's
-    final success, every seed a dot, the mean with +- one standard deviation."""
+    """Left: every run's success per checkpoint, one colour per setting and one marker and line
+    style per seed within it, so each run can be told apart. Right: each setting's final
+    success, every seed a dot, the mean with +- one standard deviation."""
     figure = Figure(figsize=(10.0, 4.2), dpi=DPI)
     FigureCanvasAgg(figure)
     by_step, by_setting = figure.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     settings = list(dict.fromkeys(rows["setting"]))
     colors = {setting: f"C{index % 10}" for index, setting in enumerate(settings)}
+    replicate = {label: index for setting in settings
+                 for index, label in enumerate(dict.fromkeys(curves.loc[curves["setting"] == setting, "label"]))}
     for label, curve in curves.groupby("label", sort=False):
-        setting = curve["setting"].iloc[0]
-        by_step.plot(curve["step"], curve["success_rate"], marker="o", color=colors[setting], alpha=0.8, label=label)
+        style = RUN_STYLES[replicate[label] % len(RUN_STYLES)]
+        by_step.plot(curve["step"], curve["success_rate"], color=colors[curve["setting"].iloc[0]], alpha=0.85, label=label,
+                     **style)
     by_step.set(xlabel="optimizer step", ylabel="held-out success", title="success per checkpoint, every run")
     by_step.legend(fontsize="x-small", frameon=False)
     for position, setting in enumerate(settings):

@@ -76,6 +76,11 @@ def format_config_value(value: Any) -> str:
     return str(value)
 
 
+def breakable(name: str) -> str:
+    """A long folder name that may wrap after each "_" (a zero-width space there), not inside words."""
+    return name.replace("_", "_\u200b")
+
+
 FILTERS = {"rate": format_rate, "interval": format_interval, "stage_rate": format_stage_rate, "number": format_number,
            "count": format_count, "mark": format_success, "seconds": format_seconds, "bytes": format_bytes,
-           "config_value": format_config_value}
+           "config_value": format_config_value, "breakable": breakable}

@@ -16,8 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from rdtflow.data.frames import decode_jpeg
-from tests.helpers.episodes import write_instruction_json, write_synthetic_episode
+from tests.helpers.episodes import store_frames_raw, write_instruction_json, write_synthetic_episode
 
 IMAGES = "/observations/images"
 STATE_KEYS = ("/action", "/observations/qpos")
@@ -45,19 +44,11 @@ def _chunked_compressed(path: Path) -> None:
             h5.create_dataset(key, data=values, chunks=(5, values.shape[1]), compression="gzip")
 
 
-def _raw_frames(path: Path) -> None:
-    """The frames as raw uint8 pixels, one gzip chunk per frame, as ACT's datasets store them."""
-    with h5py.File(path, "a") as h5:
-        pixels = np.stack([decode_jpeg(bytes(frame).rstrip(b"\0")) for frame in h5[CAMERA][()]])
-        del h5[CAMERA]
-        h5.create_dataset(CAMERA, data=pixels, chunks=(1, *pixels.shape[1:]), compression="gzip")
-
-
 LAYOUTS: dict[str, Callable[[Path], None]] = {
     "agilex_padded_jpeg": lambda path: None,
     "vlen_jpeg": _vlen_frames,
     "gzip_chunks": _chunked_compressed,
-    "act_raw_frames": _raw_frames,
+    "act_raw_frames": store_frames_raw,
 }
 
 

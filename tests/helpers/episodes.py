@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import yaml
 
 from rdtflow.data.episode import write_episode
+from rdtflow.data.frames import decode_jpeg
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO / "rdtflow" / "schemas" / "config.schema.yaml"
@@ -76,3 +78,12 @@ def write_instruction_json(folder: Path, instruction: Any = INSTRUCTION) -> None
     """The instruction.json agilex puts next to the episodes of one task."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "instruction.json").write_text(json.dumps({"instruction": instruction}))
+
+
+def store_frames_raw(path: Path, camera_key: str = "/observations/images/cam_high") -> Path:
+    """Rewrite one camera's JPEG frames as raw uint8 pixels, one gzip chunk per frame (ACT's layout)."""
+    with h5py.File(path, "a") as h5:
+        pixels = np.stack([decode_jpeg(bytes(frame).rstrip(b"\0")) for frame in h5[camera_key][()]])
+        del h5[camera_key]
+        h5.create_dataset(camera_key, data=pixels, chunks=(1, *pixels.shape[1:]), compression="gzip")
+    return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from rdtflow.data.cameras import camera_slots
 from rdtflow.data.episode import episode_cameras, write_episode
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.samples import SampleOrder, StepSamples, diffusion_draws
+from tests.helpers.episodes import store_frames_raw
 
 DATA_CFG = {"action_key": "/action", "qpos_key": "/observations/qpos", "image_group": "/observations/images",
             "cameras": ["cam_high", "cam_left_wrist"]}
@@ -112,8 +115,8 @@ def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path, cameras
 
 
 def test_raw_pixel_frames_give_the_model_what_jpeg_frames_of_the_same_pixels_give(tmp_path):
-    """ACT's raw uint8 frames and agilex's JPEG frames read in place: the same pixels, the same
-    samples on the fly and the same precomputed features."""
+    """ACT's raw uint8 frames and agilex's JPEG frames read in place, alone or mixed across
+    cameras: the same pixels, the same samples on the fly and the same precomputed features."""
     from rdtflow.model.encoders import build_small_vision_tower
     from rdtflow.model.image_features import ImageFeatureTable, encode_image_features
 
@@ -126,23 +129,26 @@ def test_raw_pixel_frames_give_the_model_what_jpeg_frames_of_the_same_pixels_giv
     with episode_cameras(tmp_path / "jpeg.hdf5", DATA_CFG) as cameras:
         decoded = {camera: [cameras[camera].pixels(step) for step in range(steps)] for camera in cameras}
     write_episode(tmp_path / "raw.hdf5", action=action, qpos=action, frames=decoded, raw_frames=True)
+    shutil.copy(tmp_path / "jpeg.hdf5", tmp_path / "mixed.hdf5")
+    store_frames_raw(tmp_path / "mixed.hdf5", "/observations/images/cam_high")  # raw beside a JPEG camera
     with h5py.File(tmp_path / "raw.hdf5") as h5:
         stored = h5["/observations/images/cam_high"]
         assert stored.dtype == np.uint8 and stored.shape == (steps, 16, 16, 3) and stored.compression == "gzip"
     build_small_vision_tower(tmp_path / "vision", 16, {"hidden_size": 8, "num_hidden_layers": 1,
                              "num_attention_heads": 2, "intermediate_size": 16, "patch_size": 8}, seed=0)
     samples, tables = {}, {}
-    for name in ("jpeg", "raw"):
+    for name in ("jpeg", "raw", "mixed"):
         manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / f"{name}.hdf5"), "step": s, "n_steps": steps,
                                   "instruction": "go"} for s in range(steps)])
         manifest.to_parquet(tmp_path / f"{name}.parquet")
         samples[name] = StepSamples(manifest, DATA_CFG, 2, img_history=2)
         encode_image_features(tmp_path / f"{name}.parquet", DATA_CFG, tmp_path / "vision", tmp_path / f"{name}.safetensors")
         tables[name] = ImageFeatureTable(tmp_path / f"{name}.safetensors")
-    for row in range(steps):
-        np.testing.assert_array_equal(samples["jpeg"].sample(row)["frames"], samples["raw"].sample(row)["frames"])
-        for camera in DATA_CFG["cameras"]:
-            assert torch.equal(tables["jpeg"].tokens("e", camera, row), tables["raw"].tokens("e", camera, row))
+    for other in ("raw", "mixed"):
+        for row in range(steps):
+            np.testing.assert_array_equal(samples["jpeg"].sample(row)["frames"], samples[other].sample(row)["frames"])
+            for camera in DATA_CFG["cameras"]:
+                assert torch.equal(tables["jpeg"].tokens("e", camera, row), tables[other].tokens("e", camera, row))
 
 
 def test_a_sample_carries_its_episodes_state_spread(tmp_path):
