@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 
 from rdtflow.config import validate_config
-from rdtflow.data.frames import CameraFrames
-from rdtflow.data.validate import JPEG_START, Rejected, check_layout, describe_unopenable
+from rdtflow.data.frames import JPEG_START, CameraFrames
+from rdtflow.data.validate import Rejected, check_layout, describe_unopenable
 from rdtflow.presets import shipped
 
 ATTRIBUTE_WIDTH = 70

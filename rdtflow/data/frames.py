@@ -20,6 +20,8 @@ from PIL import Image
 
 # JPEG frames are small (tens of kB): reading them in blocks saves h5py's per-access cost.
 JPEG_BLOCK = 64
+# Every JPEG starts with the SOI marker and ends with EOI; a frame cut short lacks the end.
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:

@@ -23,8 +23,8 @@ import pandas as pd
 from PIL import Image
 
 from rdtflow.data.cameras import recorded_cameras
-from rdtflow.data.episode import camera_frames, episode_from_h5, read_instruction
-from rdtflow.data.frames import CameraFrames, decode_jpeg
+from rdtflow.data.episode import episode_from_h5, read_instruction
+from rdtflow.data.frames import JPEG_END, JPEG_START, CameraFrames, decode_jpeg
 from rdtflow.data.state_vector import check_state_names
 from rdtflow.errors import RdtflowError
 from rdtflow.progress import progress
@@ -35,8 +35,6 @@ VALIDATED_COLUMNS = [
 
 # float32, the precision every array is read in, holds integers exactly only up to 2**24.
 FLOAT32_EXACT_INTEGER = 2**24
-# Every JPEG starts with the SOI marker and ends with EOI; a frame cut short lacks the end.
-JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 # Python's default repr of an object, and h5py's of its objects: internals a user cannot act on.
 OBJECT_REPR = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>|<HDF5 [^\">]*(?:\"[^\"]*\"[^\">]*)*>|<Closed HDF5 [^>]*>")
 
@@ -286,7 +284,7 @@ def check_layout(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])
     try:
-        return camera_frames(h5, data_cfg)
+        return {camera: CameraFrames(dataset) for camera, dataset in cameras.items()}
     except TypeError as err:  # neither JPEG bytes nor raw uint8 pixels
         raise Rejected("bad_dtype", str(err)) from err
 

@@ -19,6 +19,7 @@ from tests.helpers.episodes import (
     IDLE_STEPS,
     INSTRUCTION,
     documented_reasons,
+    replace_object,
     synthetic_frames,
     synthetic_trajectory,
     write_synthetic_episode,
@@ -40,9 +41,7 @@ def write_bad(path: Path, **replacements) -> Path:
 
 def rewrite(path: Path, key: str, data) -> None:
     """Replace one dataset of an episode file."""
-    with h5py.File(path, "a") as h5:
-        del h5[key]
-        h5[key] = data
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=data))
 
 
 def with_value(value: float) -> Callable[[Path], Path]:
@@ -117,27 +116,22 @@ def undecodable_middle_frame(path: Path) -> Path:
 
 
 def soft_link_cycle(path: Path) -> Path:
-    write_bad(path)
-    with h5py.File(path, "a") as h5:
-        del h5["/action"]
-        h5["/action"] = h5py.SoftLink("/loop")
-        h5["/loop"] = h5py.SoftLink("/action")
+    def cycle(h5: h5py.File, key: str) -> None:
+        h5[key] = h5py.SoftLink("/loop")
+        h5["/loop"] = h5py.SoftLink(key)
+
+    replace_object(write_bad(path), "/action", cycle)
     return path
 
 
 def dangling_soft_link(path: Path) -> Path:
-    write_bad(path)
-    with h5py.File(path, "a") as h5:
-        del h5["/observations/images/cam_high"]
-        h5["/observations/images/cam_high"] = h5py.SoftLink("/recordings/cam_high")
+    link = h5py.SoftLink("/recordings/cam_high")
+    replace_object(write_bad(path), "/observations/images/cam_high", lambda h5, key: h5.__setitem__(key, link))
     return path
 
 
 def action_as_group(path: Path) -> Path:
-    write_bad(path)
-    with h5py.File(path, "a") as h5:
-        del h5["/action"]
-        h5.create_group("/action")
+    replace_object(write_bad(path), "/action", lambda h5, key: h5.create_group(key))
     return path
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from tests.helpers.episodes import store_frames_raw, write_instruction_json, write_synthetic_episode
+from tests.helpers.episodes import replace_object, store_frames_raw, write_instruction_json, write_synthetic_episode
 
 IMAGES = "/observations/images"
 STATE_KEYS = ("/action", "/observations/qpos")
@@ -50,12 +50,6 @@ LAYOUTS: dict[str, Callable[[Path], None]] = {
     "gzip_chunks": _chunked_compressed,
     "act_raw_frames": store_frames_raw,
 }
-
-
-def _replace(path: Path, key: str, make: Callable[[h5py.File, str], None]) -> None:
-    with h5py.File(path, "a") as h5:
-        del h5[key]
-        make(h5, key)
 
 
 def _values(path: Path, key: str) -> np.ndarray:
@@ -108,7 +102,7 @@ def remove_group(path: Path, rng: np.random.Generator) -> None:
 
 
 def group_for_dataset(path: Path, rng: np.random.Generator) -> None:
-    _replace(path, _choose(rng, NEEDED), lambda h5, key: h5.create_group(key))
+    replace_object(path, _choose(rng, NEEDED), lambda h5, key: h5.create_group(key))
 
 
 def soft_link_cycle(path: Path, rng: np.random.Generator) -> None:
@@ -118,16 +112,16 @@ def soft_link_cycle(path: Path, rng: np.random.Generator) -> None:
         h5[key] = h5py.SoftLink(loop)
         h5[loop] = h5py.SoftLink(key)
 
-    _replace(path, _choose(rng, (*NEEDED, IMAGES)), make)
+    replace_object(path, _choose(rng, (*NEEDED, IMAGES)), make)
 
 
 def dangling_soft_link(path: Path, rng: np.random.Generator) -> None:
-    _replace(path, _choose(rng, NEEDED), lambda h5, key: h5.__setitem__(key, h5py.SoftLink(f"/recorded{key}")))
+    replace_object(path, _choose(rng, NEEDED), lambda h5, key: h5.__setitem__(key, h5py.SoftLink(f"/recorded{key}")))
 
 
 def missing_external_link(path: Path, rng: np.random.Generator) -> None:
     link = h5py.ExternalLink("episode_source.hdf5", "/data")
-    _replace(path, _choose(rng, NEEDED), lambda h5, key: h5.__setitem__(key, link))
+    replace_object(path, _choose(rng, NEEDED), lambda h5, key: h5.__setitem__(key, link))
 
 
 def wrong_dtype(path: Path, rng: np.random.Generator) -> None:
@@ -142,7 +136,7 @@ def wrong_dtype(path: Path, rng: np.random.Generator) -> None:
         # pixels as floats where JPEG bytes belong; opaque bytes where numbers belong
         "other": np.zeros((*shape, 8, 8, 3), np.float32) if key == CAMERA else np.zeros(shape, "f4").view("V4"),
     }[kind]
-    _replace(path, key, lambda h5, name: h5.create_dataset(name, data=values))
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=values))
 
 
 def wrong_shape(path: Path, rng: np.random.Generator) -> None:
@@ -153,20 +147,20 @@ def wrong_shape(path: Path, rng: np.random.Generator) -> None:
     reshaped = options[int(rng.integers(len(options)))]
     if key != CAMERA and rng.integers(2):
         reshaped = np.concatenate([values, values[:, :1]], axis=1)  # one column too many
-    _replace(path, key, lambda h5, name: h5.create_dataset(name, data=reshaped))
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=reshaped))
 
 
 def transposed(path: Path, rng: np.random.Generator) -> None:
     key = _choose(rng, STATE_KEYS)
     values = _values(path, key)
-    _replace(path, key, lambda h5, name: h5.create_dataset(name, data=values.T))
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=values.T))
 
 
 def non_finite(path: Path, rng: np.random.Generator) -> None:
     key = _choose(rng, STATE_KEYS)
     values = _values(path, key).astype(np.float32)
     values[int(rng.integers(len(values))), int(rng.integers(values.shape[1]))] = _choose(rng, (np.nan, np.inf, -np.inf))
-    _replace(path, key, lambda h5, name: h5.create_dataset(name, data=values))
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=values))
 
 
 def implausible_magnitude(path: Path, rng: np.random.Generator) -> None:
@@ -174,7 +168,7 @@ def implausible_magnitude(path: Path, rng: np.random.Generator) -> None:
     values = _values(path, key).astype(np.float32)
     step, column = int(rng.integers(len(values))), int(rng.integers(values.shape[1]))
     values[step, column] = float(rng.choice([-1, 1])) * 10.0 ** float(rng.uniform(4.5, 30))
-    _replace(path, key, lambda h5, name: h5.create_dataset(name, data=values))
+    replace_object(path, key, lambda h5, name: h5.create_dataset(name, data=values))
 
 
 def odd_attributes(path: Path, rng: np.random.Generator) -> None:

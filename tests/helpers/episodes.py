@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,13 @@ def write_instruction_json(folder: Path, instruction: Any = INSTRUCTION) -> None
     """The instruction.json agilex puts next to the episodes of one task."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "instruction.json").write_text(json.dumps({"instruction": instruction}))
+
+
+def replace_object(path: Path, key: str, make: Callable[[h5py.File, str], None]) -> None:
+    """Delete the object at ``key`` of an episode file and let ``make(h5, key)`` put another there."""
+    with h5py.File(path, "a") as h5:
+        del h5[key]
+        make(h5, key)
 
 
 def store_frames_raw(path: Path, camera_key: str = "/observations/images/cam_high") -> Path:
