@@ -209,6 +209,8 @@ def _check_split_sizes(config: dict) -> None:
     from rdtflow.paths import user_demo_dir
 
     demos, held_out = config["demos"], config["split"]["held_out"]
+    if isinstance(held_out, dict) or (config.get("data") or {}).get("episode_group") is not None:
+        return  # the episodes are known only once validation has listed the demos inside the files
     if demos["generate"]:
         if isinstance(held_out, list):
             return  # generated episodes get their ids (file names) only in the demos stage

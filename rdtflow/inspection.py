@@ -17,10 +17,11 @@ import numpy as np
 
 from rdtflow.config import validate_config
 from rdtflow.data.frames import JPEG_START, CameraFrames
-from rdtflow.data.validate import Rejected, check_layout, describe_unopenable
+from rdtflow.data.validate import Rejected, check_layout, describe_unopenable, episode_groups
 from rdtflow.presets import shipped
 
 ATTRIBUTE_WIDTH = 70
+GROUPS_SHOWN = 2  # of a group's many member groups, the ones drawn
 
 
 def frame_format(dataset: h5py.Dataset) -> str | None:
@@ -64,36 +65,57 @@ def _dataset_line(dataset: h5py.Dataset) -> str:
     return "  ".join([f"{dataset.dtype} {dataset.shape}", *storage, *([f"-> {frames}"] if frames else [])])
 
 
+def _link_line(group: h5py.Group, name: str, depth: str) -> str | None:
+    """The line of a soft or external link, None for a hard link."""
+    link = group.get(name, getlink=True)
+    where = f"{group.name.rstrip('/')}/{name}"
+    if isinstance(link, h5py.SoftLink):
+        return f"{depth}{where}  soft link to {link.path}"
+    if isinstance(link, h5py.ExternalLink):
+        return f"{depth}{where}  external link to {link.path} in {link.filename}"
+    return None
+
+
+def _walk(group: h5py.Group, depth: str, lines: list[str]) -> None:
+    """The members of ``group``; of many member groups (robomimic's demo_0 ... demo_199) only
+    the first GROUPS_SHOWN are drawn, since the others repeat them."""
+    member_groups = 0
+    for name in group:
+        link_line = _link_line(group, name, depth)
+        if link_line is not None:
+            lines.append(link_line)
+            continue
+        item = group.get(name)
+        if isinstance(item, h5py.Group):
+            member_groups += 1
+            if member_groups > GROUPS_SHOWN:
+                continue
+            lines.append(f"{depth}{item.name}/")
+            lines.extend(_attributes(item, depth + "  "))
+            _walk(item, depth + "  ", lines)
+        elif isinstance(item, h5py.Dataset):
+            lines.append(f"{depth}{item.name}  {_dataset_line(item)}")
+            lines.extend(_attributes(item, depth + "  "))
+    if member_groups > GROUPS_SHOWN:
+        lines.append(f"{depth}... and {member_groups - GROUPS_SHOWN} more groups in {group.name} like those above")
+
+
 def tree_lines(h5: h5py.File) -> list[str]:
     """One line per group, dataset and link, with their attributes beneath."""
     lines = _attributes(h5, "  ")
-    entries: list[str] = []
-
-    def visit(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> None:
-        depth = "  " * (name.count("/") + 1)
-        if isinstance(link, h5py.SoftLink):
-            entries.append(f"{depth}/{name}  soft link to {link.path}")
-        elif isinstance(link, h5py.ExternalLink):
-            entries.append(f"{depth}/{name}  external link to {link.path} in {link.filename}")
-        else:
-            item = h5.get(name)
-            if isinstance(item, h5py.Group):
-                entries.append(f"{depth}/{name}/")
-            elif isinstance(item, h5py.Dataset):
-                entries.append(f"{depth}/{name}  {_dataset_line(item)}")
-            entries.extend(_attributes(item, depth + "  ") if item is not None else [])
-
-    h5.visititems_links(visit)
-    return lines + entries
+    _walk(h5, "  ", lines)
+    return lines
 
 
 def preset_fits(h5: h5py.File) -> dict[str, str | None]:
-    """Each shipped data preset, and why it does not read this file (None: it does)."""
+    """Each shipped data preset, and why it does not read this file (None: it does). A file of
+    many demos fits when its first demo does (validation then checks every one)."""
     fits = {}
     for name in shipped("data"):
         data_cfg = validate_config({"run": "inspect", "data": {"preset": name}}, partial=True)["data"]
         try:
-            check_layout(h5, data_cfg)
+            groups = episode_groups(h5, data_cfg)
+            check_layout(h5[groups[0]] if groups[0] else h5, data_cfg)
             fits[name] = None
         except Rejected as rejection:
             fits[name] = f"{rejection.reason}: {rejection.detail}"

@@ -64,7 +64,7 @@ SCHEMA_CASES = {
     ),
     "none of the alternatives": (
         config_with(split={"held_out": 1.5}),
-        "split.held_out: got 1.5, expected an integer >= 1 or a number > 0 and < 1 or a list of at least 1 item(s)",
+        "split.held_out: got 1.5, expected an integer >= 1 or a number > 0 and < 1 or a list of at least 1 item(s) or a mapping",
     ),
     "wrong list item": (config_with(data={"cameras": ["cam_high", 3]}), "data.cameras[1]: got 3, expected a string"),
     "missing required key": (

@@ -1,7 +1,10 @@
-"""One demonstration episode in the ALOHA / agilex HDF5 layout (see docs/formats.md).
+"""One demonstration episode as stored in HDF5 (the layouts are in docs/formats.md).
 
-Actions and states are float (T, D) datasets; each camera is a dataset of T frames, stored as
-JPEG bytes or raw pixels (rdtflow/data/frames.py reads them all, one frame at a time).
+An episode is a whole file (agilex, ACT, RoboTwin) or one group of a file of many demos
+(robomimic's data/demo_N); its data keys are relative to that node. Actions and states are
+float (T, D) datasets, or several joined column-wise, or states only (the action is then the
+next state); each camera is a dataset of T frames, stored as JPEG bytes or raw pixels
+(rdtflow/data/frames.py reads them all, one frame at a time).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 
 from rdtflow.data.cameras import recorded_cameras
 from rdtflow.data.frames import CameraFrames, encode_jpeg, padded_byte_strings
+
+StateKey = str | list[str]  # one dataset, or several joined column-wise
 
 
 @dataclass
@@ -66,50 +71,76 @@ def _decode_attribute(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _read_array(h5: h5py.File, key: str) -> np.ndarray:
-    """A (T, D) dataset as float32, the precision the whole pipeline works in."""
-    return np.asarray(h5[key][()], dtype=np.float32)
+def state_keys(key: StateKey) -> list[str]:
+    """The datasets of ``data.qpos_key`` / ``data.action_key``: one key, or several whose
+    columns are joined in order (RoboTwin's arm and gripper datasets, robomimic's obs keys)."""
+    return [key] if isinstance(key, str) else list(key)
 
 
-def episode_from_h5(h5: h5py.File, path: Path, data_cfg: dict) -> Episode:
-    """Build an Episode from an already open file (the validator inspects the file first)."""
-    return Episode(
-        path=Path(path),
-        action=_read_array(h5, data_cfg["action_key"]),
-        qpos=_read_array(h5, data_cfg["qpos_key"]),
-        attrs={name: _decode_attribute(value) for name, value in h5.attrs.items()},
-    )
+def read_columns(node: h5py.Group, key: StateKey) -> np.ndarray:
+    """The (T, D) float32 array of one key or of several joined side by side; a 1-D dataset
+    (one gripper's opening per step) is one column. float32 is the pipeline's precision."""
+    parts = [np.asarray(node[name][()], dtype=np.float32) for name in state_keys(key)]
+    return np.concatenate([part.reshape(len(part), -1) for part in parts], axis=1)
 
 
-def read_episode(path: Path, data_cfg: dict) -> Episode:
-    """Read an episode's numbers using the configured dataset keys."""
-    with h5py.File(path, "r") as h5:
-        return episode_from_h5(h5, path, data_cfg)
+def next_states(qpos: np.ndarray) -> np.ndarray:
+    """The action of recordings that store only states (RoboTwin, robomimic's joints): step
+    t's action is the state reached at t + 1, and the last step holds its state."""
+    return np.concatenate([qpos[1:], qpos[-1:]])
 
 
-def camera_frames(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
-    """Each configured camera's frames in an open file, in config camera order."""
-    image_group = data_cfg["image_group"].rstrip("/")
-    return {camera: CameraFrames(h5[f"{image_group}/{camera}"]) for camera in recorded_cameras(data_cfg["cameras"])}
+def read_numbers(node: h5py.Group, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(action, qpos) of an open episode; ``data.action_key: null`` means the next state."""
+    qpos = read_columns(node, data_cfg["qpos_key"])
+    action_key = data_cfg["action_key"]
+    return (next_states(qpos) if action_key is None else read_columns(node, action_key)), qpos
+
+
+def episode_from_h5(node: h5py.Group, path: Path, data_cfg: dict) -> Episode:
+    """Build an Episode from an already open file or episode group (the validator inspects it first)."""
+    action, qpos = read_numbers(node, data_cfg)
+    return Episode(path=Path(path), action=action, qpos=qpos,
+                   attrs={name: _decode_attribute(value) for name, value in node.attrs.items()})
 
 
 @contextmanager
-def episode_cameras(path: Path, data_cfg: dict) -> Iterator[dict[str, CameraFrames]]:
-    """The cameras' frames of an episode file, readable while the context is open."""
+def open_episode(path: Path, group: str = "") -> Iterator[h5py.Group]:
+    """An episode's HDF5 node: the file's root, or for a file of many demos (robomimic) the
+    episode's own group, which the data keys are then relative to."""
     with h5py.File(path, "r") as h5:
-        yield camera_frames(h5, data_cfg)
+        yield h5[group] if group else h5
 
 
-def read_attributes(path: Path) -> dict[str, Any]:
-    """The root attributes only (e.g. the simulator's stored initial state)."""
-    with h5py.File(path, "r") as h5:
-        return {name: _decode_attribute(value) for name, value in h5.attrs.items()}
+def read_episode(path: Path, data_cfg: dict, group: str = "") -> Episode:
+    """Read an episode's numbers using the configured dataset keys."""
+    with open_episode(path, group) as node:
+        return episode_from_h5(node, path, data_cfg)
 
 
-def read_trajectory(path: Path, data_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+def camera_frames(node: h5py.Group, data_cfg: dict) -> dict[str, CameraFrames]:
+    """Each configured camera's frames in an open episode, in config camera order."""
+    image_group = data_cfg["image_group"].rstrip("/")
+    return {camera: CameraFrames(node[f"{image_group}/{camera}"]) for camera in recorded_cameras(data_cfg["cameras"])}
+
+
+@contextmanager
+def episode_cameras(path: Path, data_cfg: dict, group: str = "") -> Iterator[dict[str, CameraFrames]]:
+    """The cameras' frames of an episode, readable while the context is open."""
+    with open_episode(path, group) as node:
+        yield camera_frames(node, data_cfg)
+
+
+def read_attributes(path: Path, group: str = "") -> dict[str, Any]:
+    """The episode's attributes only (e.g. the simulator's stored initial state)."""
+    with open_episode(path, group) as node:
+        return {name: _decode_attribute(value) for name, value in node.attrs.items()}
+
+
+def read_trajectory(path: Path, data_cfg: dict, group: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(action, qpos) without the frames, for consumers that only need the numbers."""
-    with h5py.File(path, "r") as h5:
-        return _read_array(h5, data_cfg["action_key"]), _read_array(h5, data_cfg["qpos_key"])
+    with open_episode(path, group) as node:
+        return read_numbers(node, data_cfg)
 
 
 def _first_entry(value: Any, source: str) -> str | None:
@@ -121,9 +152,16 @@ def _first_entry(value: Any, source: str) -> str | None:
     return value
 
 
+def instruction_file(path: Path, file_name: str) -> Path:
+    """The JSON instruction file of an episode: ``file_name`` relative to the episode's folder,
+    with ``{stem}`` standing for the episode file's name without .hdf5 (RoboTwin keeps one per
+    episode: ../instructions/{stem}.json); agilex keeps one per task folder."""
+    return Path(path).parent / file_name.replace("{stem}", Path(path).stem)
+
+
 def _instruction_from_json(path: Path, file_name: str, key: str) -> str | None:
-    """The instruction from the JSON file next to the episode, or None when there is none."""
-    json_path = Path(path).parent / file_name
+    """The instruction from the episode's JSON file, or None when there is none."""
+    json_path = instruction_file(path, file_name)
     if not json_path.is_file():
         return None
     try:

@@ -16,7 +16,7 @@ import pandas as pd
 from rdtflow.data.episode import read_trajectory
 from rdtflow.errors import RdtflowError
 
-MANIFEST_COLUMNS = ["sample", "episode_id", "path", "step", "n_steps", "instruction"]
+MANIFEST_COLUMNS = ["sample", "episode_id", "path", "group", "step", "n_steps", "instruction"]
 
 
 def _training_episodes(index: pd.DataFrame) -> pd.DataFrame:
@@ -33,6 +33,7 @@ def _episode_samples(episode: tuple) -> pd.DataFrame:
     return pd.DataFrame({
         "episode_id": episode.episode_id,
         "path": episode.path,
+        "group": episode.group,
         "step": steps,
         "n_steps": int(episode.n_steps),
         "instruction": episode.instruction,
@@ -54,7 +55,7 @@ def _normalisation_stats(train: pd.DataFrame, data_cfg: dict) -> dict[str, dict[
     """qpos and action statistics over exactly the steps the manifest samples."""
     actions, states = [], []
     for episode in train.itertuples():
-        action, qpos = read_trajectory(Path(episode.path), data_cfg)
+        action, qpos = read_trajectory(Path(episode.path), data_cfg, episode.group)
         first_step = int(episode.first_moving_step)
         actions.append(action[first_step:])
         states.append(qpos[first_step:])

@@ -57,11 +57,26 @@ def choose_held_out(valid_ids: list[str], held_out: int | float | list[str], see
     return chosen
 
 
+def _held_out_spec(valid: pd.DataFrame, held_out: int | float | list[str] | dict) -> int | float | list[str]:
+    """{mask: NAME} becomes the ids of the valid demos that robomimic's /mask/NAME lists."""
+    if not isinstance(held_out, dict):
+        return held_out
+    in_mask = valid["masks"].fillna("").str.split(",").apply(lambda names: held_out["mask"] in names)
+    if not in_mask.any():
+        present = sorted({name for names in valid["masks"].fillna("") for name in names.split(",") if name})
+        raise ConfigError(
+            f"split.held_out: no valid episode is in mask '{held_out['mask']}' (the files' /mask groups hold "
+            f"{', '.join(present) or 'no masks'}); name one of those, or give a count"
+        )
+    return sorted(valid.loc[in_mask, "episode_id"])
+
+
 def split_episodes(validated_path: Path, split_cfg: dict, index_out: Path) -> pd.DataFrame:
     """Add a ``split`` column (train / held_out / rejected) to validated.parquet; write index.parquet."""
     index = pd.read_parquet(validated_path)
     valid = index["valid"].astype(bool)
-    held_out = choose_held_out(index.loc[valid, "episode_id"].tolist(), split_cfg["held_out"], split_cfg["seed"])
+    held_out = choose_held_out(index.loc[valid, "episode_id"].tolist(), _held_out_spec(index[valid], split_cfg["held_out"]),
+                               split_cfg["seed"])
     index["split"] = np.where(~valid, "rejected", np.where(index["episode_id"].isin(held_out), "held_out", "train"))
     Path(index_out).parent.mkdir(parents=True, exist_ok=True)
     index.to_parquet(index_out, index=False)

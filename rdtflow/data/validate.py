@@ -14,6 +14,8 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +25,17 @@ import pandas as pd
 from PIL import Image
 
 from rdtflow.data.cameras import recorded_cameras
-from rdtflow.data.episode import episode_from_h5, read_instruction
+from rdtflow.data.episode import episode_from_h5, instruction_file, read_instruction, state_keys
 from rdtflow.data.frames import JPEG_END, JPEG_START, CameraFrames, decode_jpeg
+from rdtflow.data.isolated import isolated_map
 from rdtflow.data.state_vector import check_state_names
 from rdtflow.errors import RdtflowError
+from rdtflow.machine import cpu_threads
 from rdtflow.progress import progress
 
 VALIDATED_COLUMNS = [
-    "path", "episode_id", "n_steps", "first_moving_step", "content_hash", "instruction", "valid", "reason"
+    "path", "group", "episode_id", "task", "n_steps", "first_moving_step", "content_hash", "instruction", "masks", "valid",
+    "reason",
 ]
 
 # float32, the precision every array is read in, holds integers exactly only up to 2**24.
@@ -50,6 +55,10 @@ class Rejected(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+    def __reduce__(self) -> tuple:
+        """Rebuilt from reason and detail: rejections come back from the checking processes pickled."""
+        return Rejected, (self.reason, self.detail)
 
 
 def first_moving_step(qpos: np.ndarray, moving_threshold: float) -> int | None:
@@ -85,11 +94,13 @@ def _lookup(h5: h5py.File, key: str) -> h5py.Dataset | h5py.Group | None:
     return found
 
 
-def _dataset_keys(h5: h5py.File) -> list[str]:
-    """Every dataset path in the file, to show the user what the keys should have been."""
+def _held_datasets(node: h5py.Group, shown: int = 8) -> str:
+    """The dataset paths an episode holds, to show what the keys should have been (the first
+    ``shown`` of them: a file of many demos holds thousands)."""
     keys: list[str] = []
-    h5.visititems(lambda name, item: keys.append(f"/{name}") if isinstance(item, h5py.Dataset) else None)
-    return keys
+    node.visititems(lambda name, item: keys.append(f"{node.name.rstrip('/')}/{name}") if isinstance(item, h5py.Dataset) else None)
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return (", ".join(keys[:shown]) + more) or "no datasets"
 
 
 def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
@@ -100,7 +111,7 @@ def _require_dataset(h5: h5py.File, key: str, config_key: str) -> h5py.Dataset:
     if not isinstance(dataset, h5py.Dataset):
         raise Rejected(
             "missing_dataset",
-            f"no dataset '{key}' (the file holds {', '.join(_dataset_keys(h5)) or 'no datasets'}); "
+            f"no dataset '{key}' (the {'file' if h5.name == '/' else 'episode ' + h5.name} holds {_held_datasets(h5)}); "
             f"set data.{config_key} to the right key",
         )
     return dataset
@@ -126,15 +137,24 @@ def _require_cameras(h5: h5py.File, image_group: str, cameras: list[str]) -> dic
     return datasets
 
 
-def _check_state_dataset(key: str, dataset: h5py.Dataset, state_names: list[str]) -> None:
-    """A state/action dataset must be numeric (T, D) with one column per ``data.state_names`` entry."""
-    if dataset.dtype.kind not in "iuf":
-        raise Rejected("bad_dtype", f"'{key}' has dtype {dataset.dtype}; it must hold numbers")
-    if dataset.ndim != 2 or dataset.shape[1] != len(state_names):
+def _check_state_datasets(config_key: str, datasets: dict[str, h5py.Dataset], state_names: list[str]) -> None:
+    """State/action datasets must be numeric, (T, D) or (T,) (one column), and together hold
+    one column per ``data.state_names`` entry."""
+    for key, dataset in datasets.items():
+        if dataset.dtype.kind not in "iuf":
+            raise Rejected("bad_dtype", f"'{key}' has dtype {dataset.dtype}; it must hold numbers")
+        if dataset.ndim not in (1, 2):
+            raise Rejected("wrong_state_dim", f"'{key}' has shape {dataset.shape}; it must be (T, D), or (T,) for one column")
+    columns = sum(1 if dataset.ndim == 1 else dataset.shape[1] for dataset in datasets.values())
+    if columns != len(state_names):
+        if len(datasets) == 1:
+            held = "'{}' has shape {}".format(*next((key, dataset.shape) for key, dataset in datasets.items()))
+        else:
+            held = " + ".join(f"'{key}' {dataset.shape}" for key, dataset in datasets.items()) + f" hold {columns} columns"
         raise Rejected(
             "wrong_state_dim",
-            f"'{key}' has shape {dataset.shape} but data.state_names lists {len(state_names)} names "
-            f"(one per column, expected shape (T, {len(state_names)}))",
+            f"{held} but data.state_names lists {len(state_names)} names (one per column of data.{config_key}, "
+            f"expected {len(state_names)} columns in all)",
         )
 
 
@@ -157,7 +177,7 @@ def _check_float32_range(key: str, dataset: h5py.Dataset) -> None:
         return
     if dataset.size == 0:
         return
-    values = dataset[()]
+    values = dataset[()].reshape(len(dataset), -1)
     beyond = np.abs(values.astype(np.float64)) > limit  # also a float64 file's own Inf, which float32 keeps
     if beyond.any():
         step, column = np.argwhere(beyond)[0]
@@ -257,9 +277,9 @@ def _require_instruction(path: Path, data_cfg: dict, attrs: dict[str, Any]) -> s
     """The model is language-conditioned, so every episode needs an instruction."""
     source = data_cfg["instruction"]
     if source["source"] == "json":
-        where = f"key '{source['key']}' in {path.parent / source['file']}"
+        where = f"key '{source['key']}' in {instruction_file(path, source['file'])}"
     else:
-        where = f"root attribute '{source['key']}'"
+        where = f"attribute '{source['key']}' of the episode"
     try:
         instruction = read_instruction(path, data_cfg, attrs)
     except ValueError as err:
@@ -269,18 +289,23 @@ def _require_instruction(path: Path, data_cfg: dict, attrs: dict[str, Any]) -> s
     return instruction
 
 
-def check_layout(h5: h5py.File, data_cfg: dict) -> dict[str, CameraFrames]:
-    """Keys, dtypes, shapes and step counts: cheap checks that read no frames (and tell
-    `rdtflow inspect` whether a preset reads a file). Returns the cameras."""
-    state_datasets = {
-        data_cfg[config_key]: _require_dataset(h5, data_cfg[config_key], config_key)
-        for config_key in ("action_key", "qpos_key")
-    }
-    cameras = _require_cameras(h5, data_cfg["image_group"].rstrip("/"), recorded_cameras(data_cfg["cameras"]))
-    for key, dataset in state_datasets.items():
-        _check_state_dataset(key, dataset, data_cfg["state_names"])
-        _check_float32_range(key, dataset)
-    step_counts = {key: len(dataset) for key, dataset in state_datasets.items()}
+def _state_config_keys(data_cfg: dict) -> list[str]:
+    """The config keys naming state datasets: qpos, and action unless it is the next state."""
+    return ["qpos_key"] if data_cfg["action_key"] is None else ["action_key", "qpos_key"]
+
+
+def check_layout(node: h5py.Group, data_cfg: dict) -> dict[str, CameraFrames]:
+    """Keys, dtypes, shapes and step counts of one episode (a file, or a demo's group): cheap
+    checks that read no frames (and tell `rdtflow inspect` whether a preset reads a file).
+    Returns the cameras."""
+    step_counts: dict[str, int] = {}
+    for config_key in _state_config_keys(data_cfg):
+        datasets = {key: _require_dataset(node, key, config_key) for key in state_keys(data_cfg[config_key])}
+        _check_state_datasets(config_key, datasets, data_cfg["state_names"])
+        for key, dataset in datasets.items():
+            _check_float32_range(key, dataset)
+            step_counts[key] = len(dataset)
+    cameras = _require_cameras(node, data_cfg["image_group"].rstrip("/"), recorded_cameras(data_cfg["cameras"]))
     step_counts |= {f"camera {camera}": len(dataset) for camera, dataset in cameras.items()}
     _check_min_steps(_check_lengths(step_counts), data_cfg["min_episode_steps"])
     try:
@@ -342,33 +367,34 @@ def describe_unopenable(path: Path, err: OSError) -> Rejected:
     return Rejected("not_hdf5", f"cannot be read as HDF5 (no HDF5 signature); remove it from the demo folder ({_plain(err)})")
 
 
-def inspect_episode(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any]:
+def _key_label(key: str | list[str] | None) -> str:
+    """A data key for messages: one dataset, or several joined."""
+    return "next qpos" if key is None else " + ".join(state_keys(key))
+
+
+def inspect_episode(node: h5py.Group, path: Path, data_cfg: dict) -> dict[str, Any]:
     """Facts about one usable episode (n_steps, first_moving_step, content_hash, instruction).
 
-    Raises Rejected at the first failed check. The file is opened and read once: where its
-    data lives and its structure first, then the numbers, then the frames, hashed as they pass.
+    ``node`` is the open file, or a demo's group in a file of many. Raises Rejected at the
+    first failed check. Its structure is checked first, then the numbers, then the frames,
+    hashed as they pass: each is read once.
     """
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as err:
-        raise describe_unopenable(path, err) from err
-    with h5:
-        _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
-        cameras = check_layout(h5, data_cfg)
-        episode = episode_from_h5(h5, path, data_cfg)
-        for key, values in ((data_cfg["action_key"], episode.action), (data_cfg["qpos_key"], episode.qpos)):
-            _check_finite(key, values, data_cfg["state_names"])
-            _check_plausible(key, values, data_cfg["state_names"], data_cfg["max_abs_value"])
-        moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
-        if moving_step is None:
-            raise Rejected(
-                "never_moves",
-                f"'{data_cfg['qpos_key']}' never changes by more than data.moving_threshold={data_cfg['moving_threshold']}",
-            )
-        digest = hashlib.sha256(np.ascontiguousarray(episode.action).tobytes())
-        digest.update(np.ascontiguousarray(episode.qpos).tobytes())
-        for camera, frames in cameras.items():
-            _check_frames(camera, frames, data_cfg["validate_frames"], digest)
+    cameras = check_layout(node, data_cfg)
+    episode = episode_from_h5(node, path, data_cfg)
+    for key, values in ((data_cfg["qpos_key"], episode.qpos), (data_cfg["action_key"], episode.action)):
+        _check_finite(_key_label(key), values, data_cfg["state_names"])
+        _check_plausible(_key_label(key), values, data_cfg["state_names"], data_cfg["max_abs_value"])
+    moving_step = first_moving_step(episode.qpos, data_cfg["moving_threshold"])
+    if moving_step is None:
+        raise Rejected(
+            "never_moves",
+            f"'{_key_label(data_cfg['qpos_key'])}' never changes by more than "
+            f"data.moving_threshold={data_cfg['moving_threshold']}",
+        )
+    digest = hashlib.sha256(np.ascontiguousarray(episode.action).tobytes())
+    digest.update(np.ascontiguousarray(episode.qpos).tobytes())
+    for camera, frames in cameras.items():
+        _check_frames(camera, frames, data_cfg["validate_frames"], digest)
     return {
         "n_steps": len(episode.qpos),
         "first_moving_step": moving_step,
@@ -377,22 +403,80 @@ def inspect_episode(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any
     }
 
 
-def check_file(path: Path, demo_dir: Path, data_cfg: dict) -> dict[str, Any]:
-    """inspect_episode, with any failure inside a check turned into this file's rejection.
+def _as_rejection(err: Exception) -> Rejected:
+    """A failed check as it is; anything else a damaged file made HDF5, h5py or Pillow raise
+    becomes the file's unreadable rejection, with the message."""
+    if isinstance(err, Rejected):
+        return err
+    return Rejected(
+        "unreadable",
+        f"checking it failed ({type(err).__name__}: {_plain(err)}): the file is damaged or stored in a way rdtflow "
+        "cannot read; list its contents with h5ls -r, then repair or re-record it",
+    )
 
-    A damaged file can make HDF5, h5py or Pillow raise anything; one such file must never stop
-    the validation of thousands of good ones.
+
+def _natural_key(name: str) -> tuple:
+    """demo_2 before demo_10, as robomimic numbers its demos."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def episode_groups(h5: h5py.File, data_cfg: dict) -> list[str]:
+    """The episodes of a file: [""] (the file itself), or with ``data.episode_group`` the
+    member groups of that group (robomimic's /data/demo_N), in their natural order."""
+    parent_key = data_cfg["episode_group"]
+    if parent_key is None:
+        return [""]
+    parent = _lookup(h5, parent_key)
+    if not isinstance(parent, h5py.Group):
+        raise Rejected("missing_dataset", f"no group '{parent_key}' holding the demos; set data.episode_group to the "
+                                          "group whose member groups are the episodes (or null: one episode per file)")
+    names = sorted((name for name in parent if isinstance(parent.get(name), h5py.Group)), key=_natural_key)
+    if not names:
+        raise Rejected("missing_dataset", f"group '{parent_key}' holds no demo groups (data.episode_group)")
+    return [f"{parent.name}/{name}" for name in names]
+
+
+def mask_membership(h5: h5py.File) -> dict[str, list[str]]:
+    """robomimic's filter masks (/mask/<name>: the demo names in it) as demo name -> mask names."""
+    masks = h5.get("mask")
+    membership: dict[str, list[str]] = {}
+    if not isinstance(masks, h5py.Group):
+        return membership
+    for mask_name in sorted(masks):
+        dataset = masks.get(mask_name)
+        if isinstance(dataset, h5py.Dataset) and dataset.dtype.kind in "SOU":
+            for demo in dataset[()].reshape(-1):
+                membership.setdefault(demo.decode() if isinstance(demo, bytes) else str(demo), []).append(mask_name)
+    return membership
+
+
+def check_file(path: Path, demo_dir: Path, data_cfg: dict) -> list[tuple[str, str, dict[str, Any] | Rejected]]:
+    """(group, the robomimic masks listing it, the episode's facts or its rejection) for each
+    episode of one file.
+
+    No failure escapes: a file that cannot be opened, or whose links, structure or demo list is
+    broken, is one rejection (group ""); in a file of many demos each is accepted or rejected on
+    its own. One bad file must never stop the validation of thousands of good ones.
     """
     try:
-        return inspect_episode(path, demo_dir, data_cfg)
-    except Rejected:
-        raise
-    except Exception as err:  # whatever one file raises becomes its rejection
-        raise Rejected(
-            "unreadable",
-            f"checking it failed ({type(err).__name__}: {_plain(err)}): the file is damaged or stored in a way rdtflow "
-            "cannot read; list its contents with h5ls -r, then repair or re-record it",
-        ) from err
+        h5 = h5py.File(path, "r")
+    except Exception as err:
+        return [("", "", describe_unopenable(path, err) if isinstance(err, OSError) else _as_rejection(err))]
+    try:
+        with h5:
+            _check_external_data(h5, path, demo_dir, data_cfg["allow_external_files"])
+            groups = episode_groups(h5, data_cfg)
+            masks = mask_membership(h5) if data_cfg["episode_group"] is not None else {}
+            results: list[tuple[str, str, dict[str, Any] | Rejected]] = []
+            for group in groups:
+                in_masks = ",".join(masks.get(group.rsplit("/", 1)[-1], []))
+                try:
+                    results.append((group, in_masks, inspect_episode(h5[group] if group else h5, path, data_cfg)))
+                except Exception as err:
+                    results.append((group, in_masks, _as_rejection(err)))
+            return results
+    except Exception as err:
+        return [("", "", _as_rejection(err))]
 
 
 def find_episode_files(demo_dir: Path) -> list[Path]:
@@ -406,29 +490,55 @@ def find_episode_files(demo_dir: Path) -> list[Path]:
     return files
 
 
-def episode_id(path: Path, demo_dir: Path) -> str:
-    """The path relative to the demo folder without .hdf5: unique, and readable in reports."""
-    return path.relative_to(demo_dir).with_suffix("").as_posix()
+def episode_id(path: Path, demo_dir: Path, group: str = "") -> str:
+    """The path relative to the demo folder without .hdf5, then a demo's group name: unique,
+    and readable in reports (robomimic's demo_3 of lift.hdf5 is lift/demo_3)."""
+    file_id = path.relative_to(demo_dir).with_suffix("").as_posix()
+    return f"{file_id}/{group.rsplit('/', 1)[-1]}" if group else file_id
 
 
-def _validate_files(files: list[Path], demo_dir: Path, data_cfg: dict) -> tuple[list[dict], list[dict]]:
-    """One row per file plus the rejection records; the first copy of duplicated content is kept."""
+def task_of(path: Path, demo_dir: Path) -> str:
+    """An episode's task: its folder under the demo folder (agilex keeps one task per folder,
+    with its instruction file), or the demo folder's own name for the files directly in it."""
+    folder = path.parent.relative_to(demo_dir).as_posix()
+    return demo_dir.name if folder == "." else folder
+
+
+def _crashed(path: Path) -> list[tuple[str, str, Rejected]]:
+    """The rejection of a file whose check killed the process reading it."""
+    return [("", "", Rejected(
+        "unreadable",
+        "checking it crashed the process reading it (HDF5 or a frame decoder died, e.g. of a segmentation fault); "
+        "the file is damaged: list its contents with h5ls -r, then repair or re-record it",
+    ))]
+
+
+def validate_files(files: list[Path], demo_dir: Path, data_cfg: dict,
+                    check: Callable[..., list] = check_file) -> tuple[list[dict], list[dict]]:
+    """One row per episode (per file where a file is rejected whole) plus the rejection
+    records; the first copy of duplicated content is kept. Files are checked in
+    ``data.validate_workers`` processes, so a file that crashes its reader is only rejected."""
     rows: list[dict] = []
     rejections: list[dict] = []
-    first_path_by_hash: dict[str, Path] = {}
-    for path in progress(files, desc="validate", unit="file"):
-        row = {"path": str(path), "episode_id": episode_id(path, demo_dir)}
-        row.update(n_steps=None, first_moving_step=None, content_hash=None, instruction=None, valid=True, reason="")
-        try:
-            row.update(check_file(path, demo_dir, data_cfg))
-            original = first_path_by_hash.get(row["content_hash"])
-            if original is not None:
-                raise Rejected("duplicate", f"same content as {original}; keeping that one")
-            first_path_by_hash[row["content_hash"]] = path
-        except Rejected as rejection:
-            row.update(valid=False, reason=rejection.reason)
-            rejections.append({k: row[k] for k in ("path", "episode_id", "reason")} | {"detail": rejection.detail})
-        rows.append(row)
+    first_by_hash: dict[str, str] = {}
+    workers = min(cpu_threads(data_cfg["validate_workers"]), len(files))
+    checks = isolated_map(partial(check, demo_dir=demo_dir, data_cfg=data_cfg), files, workers, _crashed)
+    for path, results in progress(zip(files, checks), total=len(files), desc="validate", unit="file"):
+        for group, in_masks, result in results:
+            row = {"path": str(path), "group": group, "episode_id": episode_id(path, demo_dir, group),
+                   "task": task_of(path, demo_dir)}
+            row |= dict(n_steps=None, first_moving_step=None, content_hash=None, instruction=None, masks=in_masks,
+                        valid=True, reason="")
+            if isinstance(result, dict):
+                row.update(result)
+                original = first_by_hash.get(row["content_hash"])
+                if original is not None:
+                    result = Rejected("duplicate", f"same content as {original}; keeping that one")
+                first_by_hash.setdefault(row["content_hash"], f"{path}:{group}" if group else str(path))
+            if isinstance(result, Rejected):
+                row.update(valid=False, reason=result.reason)
+                rejections.append({k: row[k] for k in ("path", "episode_id", "reason")} | {"detail": result.detail})
+            rows.append(row)
     return rows, rejections
 
 
@@ -442,10 +552,12 @@ def _reason_counts_text(rejections: list[dict]) -> str:
     return ", ".join(f"{reason}: {count}" for reason, count in _reason_counts(rejections).items())
 
 
-def _summary_line(n_files: int, rejections: list[dict]) -> str:
-    """The one line a user reads after validation."""
+def _summary_line(n_files: int, n_episodes: int, rejections: list[dict]) -> str:
+    """The one line a user reads after validation (episodes are counted apart from files only
+    where files hold many demos)."""
     rejected = f"{len(rejections)} rejected" + (f" ({_reason_counts_text(rejections)})" if rejections else "")
-    return f"validated {n_files} files: {n_files - len(rejections)} accepted, {rejected}"
+    counted = f"{n_files} files" if n_episodes == n_files else f"{n_files} files holding {n_episodes} episodes"
+    return f"validated {counted}: {n_episodes - len(rejections)} accepted, {rejected}"
 
 
 def _listing(rejections: list[dict]) -> str:
@@ -464,16 +576,16 @@ def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_o
     demo_dir = Path(demo_dir).resolve()
     check_state_names(data_cfg["state_names"])
     files = find_episode_files(demo_dir)
-    rows, rejections = _validate_files(files, demo_dir, data_cfg)
-    print(_summary_line(len(files), rejections))
-    if len(rejections) == len(files):
+    rows, rejections = validate_files(files, demo_dir, data_cfg)
+    print(_summary_line(len(files), len(rows), rejections))
+    if len(rejections) == len(rows):
         raise DemoValidationError(
-            f"no valid episode under {demo_dir}: all {len(files)} files were rejected "
+            f"no valid episode under {demo_dir}: all {len(rows)} episodes were rejected "
             f"({_reason_counts_text(rejections)})\n{_listing(rejections)}"
         )
     if rejections and data_cfg["strict"]:
         raise DemoValidationError(
-            f"{len(rejections)} of {len(files)} files under {demo_dir} were rejected and data.strict is true "
+            f"{len(rejections)} of {len(rows)} episodes under {demo_dir} were rejected and data.strict is true "
             f"(set it to false to train on the rest):\n{_listing(rejections)}"
         )
     validated = _validated_frame(rows)
@@ -481,7 +593,8 @@ def validate_demos(demo_dir: Path, data_cfg: dict, validated_out: Path, report_o
     validated.to_parquet(validated_out, index=False)
     report = {
         "n_files": len(files),
-        "n_valid": len(files) - len(rejections),
+        "n_episodes": len(rows),
+        "n_valid": len(rows) - len(rejections),
         "n_rejected": len(rejections),
         "rejected_by_reason": _reason_counts(rejections),
         "frames_decoded": data_cfg["validate_frames"],

@@ -21,11 +21,11 @@ from rdtflow.evaluate.policies import (
 )
 from rdtflow.evaluate.stats import rate_with_interval
 from rdtflow.evaluate.videos import choose_episodes, side_by_side, write_video
+from rdtflow.machine import cpu_threads
 from rdtflow.model.inputs import Normalizer
 from rdtflow.paths import CheckpointFile
 from rdtflow.progress import progress
 from rdtflow.sim.registry import build_env, reset_states
-from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.samples import StepSamples, collate
 from rdtflow.train.tracking import log_evaluation
 
@@ -40,7 +40,8 @@ def held_out_episodes(index_path: Path) -> pd.DataFrame:
 def open_loop_rows(episodes: pd.DataFrame, stride: int) -> pd.DataFrame:
     """Every `stride`-th recorded step of each held-out episode, in manifest form."""
     rows = [
-        {"episode_id": e.episode_id, "path": e.path, "step": step, "n_steps": e.n_steps, "instruction": e.instruction}
+        {"episode_id": e.episode_id, "path": e.path, "group": e.group, "step": step, "n_steps": e.n_steps,
+         "instruction": e.instruction}
         for e in episodes.itertuples()
         for step in range(int(e.first_moving_step), int(e.n_steps), stride)
     ]
@@ -122,13 +123,30 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
         "videos": videos,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "episodes": [
-            {"episode_id": e, "open_loop_mse": summary["episode_mse"].get(e), **o}
-            for e, o in zip(episodes["episode_id"], outcomes)
+            {"episode_id": e, "task": t, "open_loop_mse": summary["episode_mse"].get(e), **o}
+            for e, t, o in zip(episodes["episode_id"], episodes["task"], outcomes)
         ],
     }
+    result["by_task"] = task_summary(result["episodes"], closed_loop=rollouts is not None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
     return result
+
+
+def task_summary(episodes: list[dict], closed_loop: bool) -> dict[str, dict]:
+    """Per task (a folder of the demos): its held-out count, success with its interval where a
+    simulator ran, and open-loop error; a run over several tasks can hide one that fails."""
+    tasks: dict[str, list[dict]] = {}
+    for episode in episodes:
+        tasks.setdefault(episode["task"], []).append(episode)
+    return {
+        task: {
+            "n_episodes": len(members),
+            "success": rate_with_interval([e["success"] for e in members]) if closed_loop else None,
+            "open_loop_mse": float(np.mean([e["open_loop_mse"] for e in members])),  # every one has a recorded step
+        }
+        for task, members in sorted(tasks.items())
+    }
 
 
 def closed_loop_summary(rollouts: Rollouts) -> dict:
@@ -151,8 +169,8 @@ def closed_loop_summary(rollouts: Rollouts) -> dict:
 def closed_loop_rollouts(config: dict, policy: ChunkPolicy, episodes: pd.DataFrame) -> Rollouts:
     """Re-simulate each held-out episode from its stored initial state with `policy`."""
     cameras = recorded_cameras(config["data"]["cameras"])
-    states = reset_states([read_attributes(Path(path)) for path in episodes["path"]], list(episodes["path"]),
-                          config["sim"]["env"])
+    states = reset_states([read_attributes(Path(e.path), e.group) for e in episodes.itertuples()],
+                          [f"{e.path}:{e.group}" if e.group else e.path for e in episodes.itertuples()], config["sim"]["env"])
     env = build_env(config["sim"], cameras, workers=cpu_threads(config["eval"]["threads"]))
     try:
         return run_closed_loop(
@@ -170,7 +188,7 @@ def write_rollout_videos(config: dict, episodes: pd.DataFrame, rollouts: Rollout
     written = []
     for index in choose_episodes(rollouts.outcomes, config["eval"]["videos"]):
         episode = episodes.iloc[index]
-        with episode_cameras(Path(episode["path"]), config["data"]) as cameras:
+        with episode_cameras(Path(episode["path"]), config["data"], episode["group"]) as cameras:
             expert = [cameras[camera].jpeg(step) for step in range(len(cameras[camera]))]
         path = video_dir / f"{episode['episode_id'].replace('/', '__')}.mp4"
         write_video(path, side_by_side(rollouts.recordings[index], expert), fps=config["data"]["control_frequency"])
@@ -198,7 +216,7 @@ def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path
     """The blind mean-trajectory baseline on the same held-out episodes."""
     index = pd.read_parquet(index_path)
     training = index[index["split"] == "train"]
-    trajectories = [read_trajectory(Path(p), config["data"])[0] for p in training["path"]]
+    trajectories = [read_trajectory(Path(e.path), config["data"], e.group)[0] for e in training.itertuples()]
     baseline = MeanTrajectoryPolicy.fit(trajectories, config["model"]["pred_horizon"])
     stats = json.loads(Path(stats_path).read_text())
     return evaluate(config, baseline, stats, None, index_path, out_path, video_dir)

@@ -33,12 +33,12 @@ def feature_key(episode_id: str, camera: str) -> str:
 def encode_image_features(manifest_path: Path, data_cfg: dict, vision_dir: Path, out_path: Path) -> int:
     """Encode every frame of every training episode; returns the number of frames."""
     manifest = pd.read_parquet(manifest_path)
-    episodes = manifest.drop_duplicates("episode_id")[["episode_id", "path"]]
+    episodes = manifest.drop_duplicates("episode_id")[["episode_id", "path", "group"]]
     vision = VisionEncoder.load(vision_dir)
     blank_frame = vision.mean_colour.expand(1, 8, 8, 3)
     table = {BLANK: vision.encode(blank_frame)[0].half()}
     for episode in tqdm(episodes.itertuples(), total=len(episodes), desc="encoding frames", unit="episode"):
-        with episode_cameras(Path(episode.path), data_cfg) as cameras:
+        with episode_cameras(Path(episode.path), data_cfg, episode.group) as cameras:
             for camera, frames in cameras.items():
                 batches = (range(start, min(start + ENCODE_BATCH, len(frames))) for start in range(0, len(frames), ENCODE_BATCH))
                 tokens = [vision.encode(torch.from_numpy(np.stack([frames.pixels(step) for step in batch]))) for batch in batches]

@@ -139,12 +139,12 @@ def episode_grid(evaluations: list[dict[str, Any]]) -> tuple[list[str], list[dic
 def thumbnail_frames(index_parquet: Path, data_cfg: dict, count: int = 3) -> tuple[str, dict[str, list[bytes]]]:
     """(episode id, camera -> JPEG frames) of `count` evenly spaced frames of one held-out episode
     (a training one where none is held out), so a reader sees what the policy sees."""
-    index = pd.read_parquet(index_parquet, columns=["episode_id", "path", "split", "n_steps"])
+    index = pd.read_parquet(index_parquet, columns=["episode_id", "path", "group", "split", "n_steps"])
     valid = index.loc[index["split"] != "rejected"].sort_values(["split", "episode_id"])  # held_out sorts first
     if valid.empty:
         return "", {}
     episode = valid.iloc[0]
     steps = sorted({round(i * (int(episode["n_steps"]) - 1) / max(count - 1, 1)) for i in range(count)})
-    with episode_cameras(Path(episode["path"]), data_cfg) as cameras:
+    with episode_cameras(Path(episode["path"]), data_cfg, episode["group"]) as cameras:
         frames = {camera: [camera_frames.jpeg(step) for step in steps] for camera, camera_frames in cameras.items()}
     return str(episode["episode_id"]), frames

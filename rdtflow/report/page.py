@@ -187,6 +187,7 @@ def write_report(*, config: dict, validation_json: Path, index_parquet: Path, pl
         "checkpoints": [evaluations[step] for step in evals_df["step"]],
         "mse_groups": list(evaluation_list[0].get("open_loop_mse_by_group", {})),
         "stage_names": list(best.get("stage_rates") or {}),
+        "tasks": list(best["by_task"]) if len(best.get("by_task") or {}) > 1 else [],  # one task: the headline says it
         "grid": {"episodes": episode_ids, "columns": grid_columns},
         "videos": _videos(best, video_dirs),
         "figures": {name: data_uri(Path(png).read_bytes(), "image/png") for name, png in

@@ -7,7 +7,6 @@ different effective batch is a different training run, silently.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rdtflow.errors import ConfigError
@@ -40,16 +39,6 @@ def load_profile(spec: str | dict) -> dict:
         profile = dict(spec) if isinstance(spec, dict) else load_named("hardware", spec, "hardware")
     validate(profile, str(SCHEMA_PATH), set_default=True)
     return profile
-
-
-def cpu_threads(setting: int | str) -> int:
-    """A CPU job's threads (hardware.cpu_threads, eval.threads): the number given, or with `auto`
-    the threads Snakemake gave the job, up to the machine's cores. Snakemake says how many in
-    OMP_NUM_THREADS, and a training launch line hands each process its share the same way."""
-    if setting != "auto":
-        return int(setting)
-    cores = os.cpu_count() or 1
-    return min(int(os.environ.get("OMP_NUM_THREADS") or cores), cores)
 
 
 def process_count(profile: dict) -> int:

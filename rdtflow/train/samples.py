@@ -54,17 +54,17 @@ class EpisodeFrames:
         self.data_cfg = data_cfg
         self.max_open_files = max_open_files
         self._files: OrderedDict[str, h5py.File] = OrderedDict()
-        self._trajectories: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._trajectories: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def trajectory(self, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def trajectory(self, path: str, group: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(action, qpos, each qpos column's std over the episode) of an episode.
 
         The std is what RDT's state noise is scaled by (train.augment.recipe upstream).
         """
-        if path not in self._trajectories:
-            action, qpos = read_trajectory(Path(path), self.data_cfg)
-            self._trajectories[path] = action, qpos, qpos.std(axis=0)
-        return self._trajectories[path]
+        if (path, group) not in self._trajectories:
+            action, qpos = read_trajectory(Path(path), self.data_cfg, group)
+            self._trajectories[path, group] = action, qpos, qpos.std(axis=0)
+        return self._trajectories[path, group]
 
     def _file(self, path: str) -> h5py.File:
         if path in self._files:
@@ -75,8 +75,9 @@ class EpisodeFrames:
                 self._files.popitem(last=False)[1].close()
         return self._files[path]
 
-    def frame(self, path: str, camera: str, step: int) -> np.ndarray:
-        dataset = self._file(path)[f"{self.data_cfg['image_group'].rstrip('/')}/{camera}"]
+    def frame(self, path: str, group: str, camera: str, step: int) -> np.ndarray:
+        node = self._file(path)[group] if group else self._file(path)
+        dataset = node[f"{self.data_cfg['image_group'].rstrip('/')}/{camera}"]
         return CameraFrames(dataset).pixels(step)
 
 
@@ -92,7 +93,7 @@ class StepSamples:
         image_features: Path | None = None,
     ) -> None:
         # Plain tuples: a pandas row lookup per sample would cost a fifth of a CPU training step.
-        self.rows = list(manifest[["episode_id", "path", "step", "instruction"]].itertuples(index=False, name="Row"))
+        self.rows = list(manifest[["episode_id", "path", "group", "step", "instruction"]].itertuples(index=False, name="Row"))
         self.frames = EpisodeFrames(data_cfg)
         self.cameras = camera_slots(data_cfg["cameras"])  # None: a slot without a camera
         self.pred_horizon = pred_horizon
@@ -112,7 +113,7 @@ class StepSamples:
 
     def sample(self, row_number: int) -> dict:
         row = self.rows[row_number]
-        action, qpos, qpos_std = self.frames.trajectory(row.path)
+        action, qpos, qpos_std = self.frames.trajectory(row.path, row.group)
         step = int(row.step)
         # Chunks running past the end repeat the last action: the robot holds its final pose.
         chunk_steps = np.minimum(np.arange(step, step + self.pred_horizon), len(action) - 1)
@@ -126,7 +127,8 @@ class StepSamples:
             tokens = [table.tokens(row.episode_id, camera, s) if ok else table.blank for (s, camera), ok in zip(slots, valid)]
             sample["image_tokens"] = torch.cat(tokens)  # (S * P, D), blank slots already encoded
         else:
-            frames = [self.frames.frame(row.path, camera, max(s, 0)) if camera is not None else None for s, camera in slots]
+            frames = [self.frames.frame(row.path, row.group, camera, max(s, 0)) if camera is not None else None
+                      for s, camera in slots]
             placeholder = np.zeros_like(next(frame for frame in frames if frame is not None))  # masked out later
             sample["frames"] = np.stack([placeholder if frame is None else frame for frame in frames])
             sample["frames_valid"] = np.array(valid)

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from rdtflow.errors import RdtflowError
-from rdtflow.machine import describe_machine
+from rdtflow.machine import cpu_threads, describe_machine
 from rdtflow.model.encoders import VisionEncoder
 from rdtflow.model.inputs import PolicyInputs
 from rdtflow.model.language import load_language_table
@@ -38,7 +38,6 @@ from rdtflow.paths import CheckpointFile
 from rdtflow.progress import progress
 from rdtflow.train.batches import TrainingBatches
 from rdtflow.train.checkpoint import load_training_state, resumable_checkpoint, save_checkpoint
-from rdtflow.train.hardware import cpu_threads
 from rdtflow.train.layout import BatchLayout
 from rdtflow.train.plan import TrainingPlan, read_plan
 from rdtflow.train.samples import SampleOrder, StepSamples, TrainingSamples, collate

@@ -37,7 +37,7 @@ def test_manifest_enumerates_every_training_step(index_path: Path, data_cfg: dic
     index = pd.read_parquet(index_path)
     train_ids = sorted(index.loc[index["split"] == "train", "episode_id"])
 
-    assert list(manifest.columns) == ["sample", "episode_id", "path", "step", "n_steps", "instruction"]
+    assert list(manifest.columns) == ["sample", "episode_id", "path", "group", "step", "n_steps", "instruction"]
     assert manifest["sample"].tolist() == list(range(len(manifest)))
     assert sorted(manifest["episode_id"].unique()) == train_ids and len(train_ids) == 3
     for _, steps in manifest.groupby("episode_id")["step"]:

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from rdtflow.data.frames import encode_jpeg
-from rdtflow.data.validate import DemoValidationError, first_moving_step, validate_demos
+from rdtflow.data.validate import DemoValidationError, first_moving_step, validate_demos, validate_files
+from tests.helpers import crashing_checks
 from tests.helpers.episodes import (
     IDLE_STEPS,
     INSTRUCTION,
@@ -411,17 +412,19 @@ def test_valid_rows_describe_the_episode(demo_dir: Path, good_demos, data_cfg: d
     validated, report = run_validation(demo_dir, data_cfg)
 
     assert list(validated.columns) == [
-        "path", "episode_id", "n_steps", "first_moving_step", "content_hash", "instruction", "valid", "reason"
+        "path", "group", "episode_id", "task", "n_steps", "first_moving_step", "content_hash", "instruction", "masks",
+        "valid", "reason"
     ]
+    assert validated["task"].tolist() == ["demos", "demos", "nested/deeper"]
     assert validated["episode_id"].tolist() == ["good_000", "good_001", "nested/deeper/episode"]
     assert validated["n_steps"].tolist() == [20, 20, 20]
     assert validated["first_moving_step"].tolist() == [IDLE_STEPS] * 3
     assert validated["instruction"].tolist() == [INSTRUCTION, INSTRUCTION, "nested task"]
     assert validated["content_hash"].str.len().eq(64).all() and validated["content_hash"].is_unique
-    assert validated["valid"].all() and (validated["reason"] == "").all()
+    assert validated["valid"].all() and (validated["reason"] == "").all() and (validated["group"] == "").all()
     assert all(Path(path).is_absolute() for path in validated["path"])
-    assert report == {"n_files": 3, "n_valid": 3, "n_rejected": 0, "rejected_by_reason": {}, "frames_decoded": "sample",
-                      "rejected": []}
+    assert report == {"n_files": 3, "n_episodes": 3, "n_valid": 3, "n_rejected": 0, "rejected_by_reason": {},
+                      "frames_decoded": "sample", "rejected": []}
     assert "validated 3 files: 3 accepted, 0 rejected" in capsys.readouterr().out
 
 
@@ -440,7 +443,7 @@ def test_instruction_from_attribute(demo_dir: Path, data_cfg: dict) -> None:
     attribute_cfg = data_cfg | {"instruction": {**data_cfg["instruction"], "source": "attribute"}}
     validated, report = run_validation(demo_dir, attribute_cfg)
     assert validated["instruction"][0] == "stack the blocks" and pd.isna(validated["instruction"][1])
-    assert "root attribute 'instruction'" in report["rejected"][0]["detail"]
+    assert "attribute 'instruction' of the episode" in report["rejected"][0]["detail"]
 
 
 def test_empty_folder_is_an_error(demo_dir: Path, data_cfg: dict) -> None:
@@ -456,7 +459,7 @@ def test_missing_folder_is_an_error(tmp_path: Path, data_cfg: dict) -> None:
 def test_no_valid_episode_is_an_error_with_counts(demo_dir: Path, data_cfg: dict) -> None:
     not_hdf5(demo_dir / "bad.hdf5")
     too_short(demo_dir / "short" / "bad.hdf5")
-    with pytest.raises(DemoValidationError, match=r"no valid episode under .*all 2 files were rejected \(") as error:
+    with pytest.raises(DemoValidationError, match=r"no valid episode under .*all 2 episodes were rejected \(") as error:
         run_validation(demo_dir, data_cfg)
     assert "not_hdf5: 1" in str(error.value) and "too_short: 1" in str(error.value)
     assert not (demo_dir.parent / "data" / "validated.parquet").exists()
@@ -465,7 +468,7 @@ def test_no_valid_episode_is_an_error_with_counts(demo_dir: Path, data_cfg: dict
 def test_strict_mode_makes_any_rejection_fatal(demo_dir: Path, good_demos, data_cfg: dict) -> None:
     good_demos(2)
     with_value(np.nan)(demo_dir / "bad.hdf5")
-    with pytest.raises(DemoValidationError, match=r"1 of 3 files .* data.strict is true(.|\n)*bad: nan_values"):
+    with pytest.raises(DemoValidationError, match=r"1 of 3 episodes .* data.strict is true(.|\n)*bad: nan_values"):
         run_validation(demo_dir, data_cfg | {"strict": True})
 
 
@@ -501,24 +504,32 @@ def test_jpeg_padding_does_not_break_decoding(demo_dir: Path, data_cfg: dict) ->
     assert validated["valid"].all()
 
 
-def test_a_crash_inside_a_check_rejects_only_that_file(demo_dir: Path, good_demos, data_cfg: dict, monkeypatch) -> None:
+def test_a_crash_inside_a_check_rejects_only_that_file(demo_dir: Path, good_demos, data_cfg: dict) -> None:
     """Whatever a damaged file makes a library raise becomes its `unreadable` rejection, in plain words."""
-    good_demos(2)
-    crashing = write_bad(demo_dir / "crashing.hdf5").resolve()
-    original = first_moving_step
+    files = sorted([*good_demos(2), write_bad(demo_dir / "crashing.hdf5")])
+    rows, rejections = validate_files(files, demo_dir, data_cfg, check=crashing_checks.raising_library)
 
-    def crash_on_one_file(qpos: np.ndarray, threshold: float) -> int | None:
-        if qpos[0].tolist() == synthetic_trajectory(20, 3, BAD_SEED)[1][0].tolist():
-            raise RuntimeError(f"internal state <h5py.h5d.DatasetID object at 0x7f00deadbeef> of\n{h5py.Group}")
-        return original(qpos, threshold)
-
-    monkeypatch.setattr("rdtflow.data.validate.first_moving_step", crash_on_one_file)
-    _, report = run_validation(demo_dir, data_cfg)
-
-    (rejection,) = report["rejected"]
-    assert (Path(rejection["path"]), rejection["reason"], report["n_valid"]) == (crashing, "unreadable", 2)
+    (rejection,) = rejections
+    assert (Path(rejection["path"]).name, rejection["reason"]) == ("crashing.hdf5", "unreadable")
+    assert sum(row["valid"] for row in rows) == 2
     assert rejection["detail"].startswith("checking it failed (RuntimeError: internal state an object of")
     assert "0x" not in rejection["detail"] and "\n" not in rejection["detail"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_file_that_kills_its_reader_is_rejected_and_validation_goes_on(demo_dir: Path, good_demos, data_cfg: dict,
+                                                                         workers: int) -> None:
+    """A segmentation fault inside HDF5 cannot be caught: the file's check runs in a worker
+    process, and the file that kills it again when checked alone is the one rejected."""
+    good = good_demos(5)
+    files = sorted([*good, write_bad(demo_dir / "segfault_a.hdf5"), write_bad(demo_dir / "segfault_b.hdf5", n_steps=21)])
+    rows, rejections = validate_files(files, demo_dir, data_cfg | {"validate_workers": workers},
+                                      check=crashing_checks.segfaulting_library)
+
+    assert [row["episode_id"] for row in rows] == [path.stem for path in files]  # every file, in order
+    assert {r["episode_id"]: r["reason"] for r in rejections} == {"segfault_a": "unreadable", "segfault_b": "unreadable"}
+    assert rejections[0]["detail"].startswith("checking it crashed the process reading it")
+    assert all(row["valid"] for row in rows if row["episode_id"].startswith("good_"))
 
 
 def test_sample_decodes_first_middle_and_last_frames_and_all_decodes_every_frame(

@@ -57,7 +57,7 @@ def write_config(path: Path, results: Path, **changes: dict) -> Path:
     config = json.loads(json.dumps(REDUCED))
     config["results_dir"] = str(results)
     for section, values in changes.items():
-        config[section] = {**config[section], **values}
+        config[section] = {**config.get(section, {}), **values}
     path.write_text(yaml.safe_dump(config))
     return path
 

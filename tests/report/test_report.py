@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from rdtflow.data.episode import write_episode
+from rdtflow.evaluate.run import task_summary
 from rdtflow.evaluate.stats import wilson_interval
 from rdtflow.evaluate.videos import write_video
 from rdtflow.report.collect import (
@@ -41,11 +42,12 @@ def _write_json(path: Path, payload: dict) -> Path:
 
 
 def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: float,
-                video_dir: Path | None = None) -> dict:
-    """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator).
-    With `video_dir`, one real rollout video of the first failure (or success) is written there."""
+                video_dir: Path | None = None, tasks: tuple[str, ...] = ("demos",)) -> dict:
+    """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator),
+    episodes are dealt over `tasks` in turn. With `video_dir`, one real rollout video of the
+    first failure (or success) is written there."""
     n_successes = None if success_rate is None else round(success_rate * len(EPISODES))
-    episodes = [{"episode_id": episode_id,
+    episodes = [{"episode_id": episode_id, "task": tasks[index % len(tasks)], "open_loop_mse": mse,
                  "success": None if n_successes is None else index < n_successes,
                  "held_at_end": None if n_successes is None else index < n_successes,
                  "stage": None if n_successes is None or index >= n_successes else "placed",
@@ -53,7 +55,7 @@ def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: 
                 for index, episode_id in enumerate(EPISODES)]
     result = {"step": step, "policy": policy, "simulator": None if success_rate is None else "builtin-pick-place",
               "success_rate": success_rate, "n_episodes": len(EPISODES), "open_loop_mse": mse, "episodes": episodes,
-              "videos": []}
+              "videos": [], "by_task": task_summary(episodes, closed_loop=n_successes is not None)}
     if n_successes is not None:
         interval = list(wilson_interval(n_successes, len(EPISODES)))
         result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval,
@@ -69,7 +71,8 @@ def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: 
     return result
 
 
-def _make_run(root: Path, success_rates: list[float | None], baseline_rate: float | None) -> dict:
+def _make_run(root: Path, success_rates: list[float | None], baseline_rate: float | None,
+              tasks: tuple[str, ...] = ("demos",)) -> dict:
     """A results/{run}/ folder as the earlier stages would have written it."""
     validation = _write_json(root / "data/validation.json", {
         "n_files": 5, "n_valid": 3, "n_rejected": 2,
@@ -85,6 +88,7 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         write_episode(root / f"demos/{episode_id}.hdf5", np.zeros((3, 2)), np.zeros((3, 2)), {"cam_high": frames})
     pd.DataFrame({"episode_id": ["a", "b", "c", "bad_nan", "notes"],
                   "path": [str(root / f"demos/{name}.hdf5") for name in ("a", "b", "c", "bad_nan", "notes")],
+                  "group": "",
                   "n_steps": [3, 3, 3, 0, 0],
                   "split": ["train", "held_out", "held_out", "rejected", "rejected"]}).to_parquet(index)
     plan = _write_json(root / "plan.json", {"layout": LAYOUT, "effective_batch": 64, "optimizer_steps": 300,
@@ -109,10 +113,10 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         checkpoint_dirs.append(directory)
     video_dirs = [root / f"eval/videos/checkpoint-{step}" for step in STEPS]
     eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
-                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period), video_dir))
+                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period), video_dir, tasks))
                   for period, (step, rate, video_dir) in enumerate(zip(STEPS, success_rates, video_dirs))]
     baseline = _write_json(root / "eval/baseline.json",
-                           _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2))
+                           _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2, tasks=tasks))
     return {"config": CONFIG, "validation_json": validation, "index_parquet": index, "plan_json": plan,
             "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "video_dirs": video_dirs,
             "baseline_json": baseline, "benchmark_files": benchmark_files,
@@ -121,8 +125,9 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
             "provenance_out": root / "provenance.json"}
 
 
-def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None) -> str:
-    run = _make_run(tmp_path, success_rates, baseline_rate)
+def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None,
+            tasks: tuple[str, ...] = ("demos",)) -> str:
+    run = _make_run(tmp_path, success_rates, baseline_rate, tasks)
     write_report(**run)
     return run["out_html"].read_text(encoding="utf-8")
 
@@ -312,3 +317,14 @@ def test_a_run_where_nothing_succeeds_says_so_instead_of_recommending_a_checkpoi
     verdict = page.split('class="verdict">')[1].split("</p>")[0]
     assert verdict.startswith("No checkpoint succeeded on any of the 2 held-out initial states: the success rate is "
                               "below 65.8% with 95% confidence")
+
+
+def test_several_tasks_get_a_row_each_per_checkpoint(tmp_path: Path, page: str) -> None:
+    two_tasks = _render(tmp_path, success_rates=[0.5, 1.0, 0.5], baseline_rate=0.0, tasks=("fold", "stack"))
+    table = two_tasks.split('<section id="tasks">')[1].split("</section>")[0]
+    assert "<th>step 100</th><th>step 200</th><th>step 300</th><th>baseline</th>" in table
+    assert re.search(r"<tr><td>fold</td><td class=\"num\">1</td><td class=\"num\">100.0% \[20.7%, 100.0%\]</td>", table)
+    assert re.search(r"<tr><td>stack</td><td class=\"num\">1</td><td class=\"num\">0.0% \[0.0%, 79.3%\]</td>", table)
+    assert '<a href="#tasks">' in two_tasks and '<section id="tasks">' not in page  # one task: no table
+    offline = _render(tmp_path / "offline", success_rates=[None, None, None], baseline_rate=None, tasks=("fold", "stack"))
+    assert "open-loop action MSE. A run over" in offline and '<td class="num">0.04000</td>' in offline.split('id="tasks"')[1]

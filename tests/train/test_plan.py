@@ -17,8 +17,9 @@ import yaml
 
 from rdtflow.cli import main as rdtflow
 from rdtflow.config import ConfigError, validate_config
+from rdtflow.machine import cpu_threads
 from rdtflow.stages import stage_files
-from rdtflow.train.hardware import LayoutError, cpu_threads, load_profile, shipped_profiles
+from rdtflow.train.hardware import LayoutError, load_profile, shipped_profiles
 from rdtflow.train.launch import accelerate_launch_args
 from rdtflow.train.layout import checkpoint_steps
 from rdtflow.train.memory import ModelFootprint, estimate_peak, fit_calibration, measurements

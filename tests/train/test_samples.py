@@ -55,7 +55,7 @@ def test_step_sample_pads_the_chunk_and_masks_history_before_the_start(tmp_path)
     frames = {camera: [np.full((8, 8, 3), 10 * s + offset, np.uint8) for s in range(steps)]
               for offset, camera in enumerate(DATA_CFG["cameras"])}
     write_episode(tmp_path / "e.hdf5", action=action, qpos=action, frames=frames)
-    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": s, "n_steps": steps,
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "group": "", "step": s, "n_steps": steps,
                               "instruction": "go"} for s in (0, 4)])
     samples = StepSamples(manifest, DATA_CFG, pred_horizon=4, img_history=2)
     start = samples.sample(0)
@@ -86,7 +86,7 @@ def test_precomputed_image_features_equal_encoding_in_the_loop(tmp_path, cameras
               for camera in DATA_CFG["cameras"]}
     action = np.cumsum(np.ones((steps, 2), np.float32), axis=0)
     write_episode(tmp_path / "e.hdf5", action=action, qpos=action, frames=frames)
-    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": s, "n_steps": steps,
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "group": "", "step": s, "n_steps": steps,
                               "instruction": "go"} for s in range(steps)])
     manifest.to_parquet(tmp_path / "manifest.parquet")
     build_small_vision_tower(tmp_path / "vision", 16, {"hidden_size": 8, "num_hidden_layers": 1,
@@ -138,8 +138,8 @@ def test_raw_pixel_frames_give_the_model_what_jpeg_frames_of_the_same_pixels_giv
                              "num_attention_heads": 2, "intermediate_size": 16, "patch_size": 8}, seed=0)
     samples, tables = {}, {}
     for name in ("jpeg", "raw", "mixed"):
-        manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / f"{name}.hdf5"), "step": s, "n_steps": steps,
-                                  "instruction": "go"} for s in range(steps)])
+        manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / f"{name}.hdf5"), "group": "", "step": s,
+                                  "n_steps": steps, "instruction": "go"} for s in range(steps)])
         manifest.to_parquet(tmp_path / f"{name}.parquet")
         samples[name] = StepSamples(manifest, DATA_CFG, 2, img_history=2)
         encode_image_features(tmp_path / f"{name}.parquet", DATA_CFG, tmp_path / "vision", tmp_path / f"{name}.safetensors")
@@ -155,7 +155,7 @@ def test_a_sample_carries_its_episodes_state_spread(tmp_path):
     qpos = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]], np.float32)
     frames = {camera: [np.zeros((8, 8, 3), np.uint8)] * 3 for camera in DATA_CFG["cameras"]}
     write_episode(tmp_path / "e.hdf5", action=qpos, qpos=qpos, frames=frames)
-    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "step": 1, "n_steps": 3,
+    manifest = pd.DataFrame([{"episode_id": "e", "path": str(tmp_path / "e.hdf5"), "group": "", "step": 1, "n_steps": 3,
                               "instruction": "go"}])
     sample = StepSamples(manifest, DATA_CFG, pred_horizon=2, img_history=1).sample(0)
     np.testing.assert_allclose(sample["qpos_std"], [np.std([0, 2, 4]), 0.0])  # over the whole episode, as RDT

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from rdtflow.data.episode import instruction_file
 from rdtflow.paths import RunPaths, user_demo_dir
 from rdtflow.stages import STAGE_SECTIONS, STEP_STAGES, active_jobs, run_file, stage_config_json, stage_files, stage_paths
 from rdtflow.sweep import comparison_files, comparison_paths, comparison_run_file, expand_sweep
@@ -104,12 +105,16 @@ def benchmark_file(stage):
 
 
 def demo_inputs(wildcards):
-    """Generated demos (a folder this workflow writes) or every *.hdf5 file of the user's folder."""
+    """Generated demos (a folder this workflow writes), or every *.hdf5 file of the user's folder
+    and the instruction files beside them that exist, so that editing one re-runs validation."""
     run = job_config("validate", wildcards)
     if run["demos"]["generate"]:
         return str(stage_paths(run, "demos").demos)
     # expand_sweep(check_files=True) above has made sure the folder exists.
-    return sorted(str(path) for path in user_demo_dir(run).rglob("*.hdf5"))
+    episodes = sorted(user_demo_dir(run).rglob("*.hdf5"))
+    instruction = run["data"]["instruction"]
+    instructions = [instruction_file(path, instruction["file"]) for path in episodes] if instruction["source"] == "json" else []
+    return [str(path) for path in episodes] + sorted({str(path) for path in instructions if path.is_file()})
 
 
 def retention_records(run):

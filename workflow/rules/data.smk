@@ -25,6 +25,7 @@ rule validate:
         root=roots("validate"),
     input:
         demo_inputs,
+    threads: validate_threads
     output:
         validated=outputs("validate")["validated_out"],
         report=report(outputs("validate")["report_out"], caption="../report/validation.rst", category="Data"),

@@ -30,6 +30,12 @@ def eval_threads(wildcards):
     return os.cpu_count() if threads == "auto" else threads
 
 
+def validate_threads(wildcards):
+    """data.validate_workers auto: all of this machine's cores, which Snakemake lowers to its --cores."""
+    workers = job_config("validate", wildcards)["data"]["validate_workers"]
+    return os.cpu_count() if workers == "auto" else workers
+
+
 def train_runtime(wildcards, attempt):
     return train_runtime_minutes(attempt)
 
