@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from rdtflow.sim.demos import write_demos
+from tests.helpers.browser import ARTIFACTS, view_page
 from tests.helpers.episodes import write_instruction_json, write_synthetic_episode
 from tests.helpers.layouts import act_layout, robomimic_layout, robotwin_layout, task_folders
 from tests.helpers.workflow import snakemake, write_config
@@ -104,6 +105,9 @@ def test_a_layout_trains_and_evaluates_through_the_workflow(tmp_path: Path, name
             assert task["success"]["n"] == task["n_episodes"] and task["open_loop_mse"] > 0
         html = (run / "report" / "index.html").read_text()
         assert '<section id="tasks">' in html and all(f"<tr><td>{task}</td>" in html for task in TASKS)
+        view = view_page(run / "report" / "index.html", 390, ARTIFACTS / "report-two-tasks-390px.png", ("#tasks",))
+        assert view.console_errors == [] and view.failed_requests == [] and view.scroll_width <= view.inner_width
+        assert all(task in view.texts["#tasks"] for task in TASKS)  # the per-task table, on a phone
 
 
 def test_a_single_arm_robot_trains_and_evaluates_through_the_workflow(tmp_path: Path) -> None:
