@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 # JPEG frames are small (tens of kB): reading them in blocks saves h5py's per-access cost.
 JPEG_BLOCK = 64
@@ -38,6 +39,38 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     """HxWx3 uint8 RGB pixels of an encoded image, whatever its stored mode (grey, CMYK, ...)."""
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class JpegCodec:
+    """The JPEG encoder settings a recorder used (quantization tables and chroma subsampling),
+    read from one of its frames, so that other frames can be made to look as its frames do.
+
+    Why: a policy trained on a recorder's JPEG frames has only ever seen that codec's
+    artefacts, which on an object a few pixels wide are large (4:2:0 subsampling shifts a small
+    red cube's pixels by tens of levels); feeding it a simulator's or camera's raw frames is a
+    shift of input distribution on exactly the object it must find. RDT's own agilex deployment
+    re-encodes live frames as JPEG for the same reason.
+    """
+
+    qtables: tuple[tuple[int, ...], ...]  # one 64-entry table per component class, in the file's order
+    subsampling: int  # Pillow's code: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0
+
+    @classmethod
+    def of(cls, data: bytes) -> JpegCodec:
+        """The settings of the encoder that wrote `data`; ValueError when it is no JPEG."""
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format != "JPEG":
+                raise ValueError(f"expected a JPEG frame, got {image.format}")
+            tables = tuple(tuple(table) for _, table in sorted(image.quantization.items()))
+            return cls(tables, JpegImagePlugin.get_sampling(image))
+
+    def round_trip(self, image: np.ndarray) -> np.ndarray:
+        """`image` (HxWx3 uint8 RGB) encoded with these settings and decoded again."""
+        buffer = io.BytesIO()
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(
+            buffer, format="JPEG", qtables=[list(table) for table in self.qtables], subsampling=max(self.subsampling, 0))
+        return decode_jpeg(buffer.getvalue())
 
 
 def padded_byte_strings(blobs: list[bytes]) -> np.ndarray:
@@ -84,6 +117,10 @@ class CameraFrames:
     def jpeg(self, step: int, quality: int = 90) -> bytes:
         """One frame as JPEG bytes: the stored ones, or raw pixels encoded (for pages and videos)."""
         return self._jpeg_bytes(self.dataset[step]) if self.is_jpeg else encode_jpeg(self.dataset[step], quality)
+
+    def codec(self) -> JpegCodec | None:
+        """The settings its JPEG frames were encoded with (read from the first), None for raw pixels."""
+        return JpegCodec.of(self.jpeg(0)) if self.is_jpeg and len(self) else None
 
     def stored(self) -> Iterator[bytes]:
         """Every frame's stored bytes (JPEG, or raw pixels) in step order; raw frames one per read."""

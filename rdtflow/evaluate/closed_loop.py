@@ -7,14 +7,16 @@ physics simulator steps the batch in worker processes while the policy waits.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rdtflow.data.frames import encode_jpeg
+from rdtflow.data.frames import JpegCodec, encode_jpeg
 from rdtflow.evaluate.policies import ChunkPolicy, Observations, slot_frames
 from rdtflow.progress import progress
 from rdtflow.sim.env import SimEnv, SimObservation
@@ -41,11 +43,16 @@ def run_closed_loop(
     execute_horizon: int,
     img_history: int,
     video_camera: str | None = None,
+    codecs: Mapping[str, JpegCodec] | None = None,
 ) -> Rollouts:
-    """Run `policy` from each initial state until every episode is done or max_steps pass."""
+    """Run `policy` from each initial state until every episode is done or max_steps pass.
+
+    `codecs` (camera -> the recorder's JPEG settings) makes every frame the policy sees, and the
+    video records, look as the demonstrations' frames do (eval.frame_codec: recorded).
+    """
     started = time.perf_counter()
     batch = len(states)
-    observation = env.reset(states)
+    observation = through_codecs(env.reset(states), codecs)
     history: deque[SimObservation] = deque([observation], maxlen=img_history)
     pending: deque[np.ndarray] = deque()  # actions (B, A) of the current chunk not executed yet
     best_level = np.asarray(observation.level).copy()
@@ -63,7 +70,7 @@ def run_closed_loop(
                                         instructions=instructions, steps=np.full(batch, step)))  # (B, H, A)
             pending.extend(chunk[:, :execute_horizon].transpose(1, 0, 2))
         active = ~observation.done
-        observation = env.step(pending.popleft())
+        observation = through_codecs(env.step(pending.popleft()), codecs)
         steps += active
         sim_steps += int(active.sum())
         best_level = np.maximum(best_level, observation.level)
@@ -74,6 +81,15 @@ def run_closed_loop(
     outcomes = [_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages) for i in range(batch)]
     return Rollouts(outcomes, recordings, time.perf_counter() - started, sim_steps, time.perf_counter() - stepping_started,
                     tuple(env.stages))
+
+
+def through_codecs(observation: SimObservation, codecs: Mapping[str, JpegCodec] | None) -> SimObservation:
+    """`observation` with each camera that has a codec re-encoded through it (the others as rendered)."""
+    if not codecs:
+        return observation
+    frames = {camera: np.stack([codecs[camera].round_trip(frame) for frame in batch]) if camera in codecs else batch
+              for camera, batch in observation.frames.items()}
+    return dataclasses.replace(observation, frames=frames)
 
 
 def _outcome(best_level: int, final_level: int, steps: int, stages: tuple[str, ...]) -> dict:

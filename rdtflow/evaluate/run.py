@@ -12,6 +12,7 @@ import torch
 
 from rdtflow.data.cameras import camera_slots, recorded_cameras
 from rdtflow.data.episode import episode_cameras, read_attributes, read_trajectory
+from rdtflow.data.frames import JpegCodec
 from rdtflow.evaluate.closed_loop import Rollouts, run_closed_loop
 from rdtflow.evaluate.inference import load_diffusion_policy
 from rdtflow.evaluate.policies import (
@@ -171,15 +172,24 @@ def closed_loop_rollouts(config: dict, policy: ChunkPolicy, episodes: pd.DataFra
     cameras = recorded_cameras(config["data"]["cameras"])
     states = reset_states([read_attributes(Path(e.path), e.group) for e in episodes.itertuples()],
                           [f"{e.path}:{e.group}" if e.group else e.path for e in episodes.itertuples()], config["sim"]["env"])
+    codecs = recorded_codecs(config["data"], episodes.iloc[0]) if config["eval"]["frame_codec"] == "recorded" else None
     env = build_env(config["sim"], cameras, workers=cpu_threads(config["eval"]["threads"]))
     try:
         return run_closed_loop(
             policy, env, states, list(episodes["instruction"]), camera_slots(config["data"]["cameras"]),
             config["eval"]["execute_horizon"], config["model"]["img_history_size"],
-            video_camera=cameras[0] if config["eval"]["videos"] else None,
+            video_camera=cameras[0] if config["eval"]["videos"] else None, codecs=codecs,
         )
     finally:
         env.close()
+
+
+def recorded_codecs(data_cfg: dict, episode: pd.Series) -> dict[str, JpegCodec]:
+    """Each camera's JPEG settings as a held-out episode recorded them; cameras stored as raw
+    pixels have none, and the policy sees those as the simulator renders them."""
+    with episode_cameras(Path(episode["path"]), data_cfg, episode["group"]) as cameras:
+        codecs = {camera: frames.codec() for camera, frames in cameras.items()}
+    return {camera: codec for camera, codec in codecs.items() if codec is not None}
 
 
 def write_rollout_videos(config: dict, episodes: pd.DataFrame, rollouts: Rollouts, video_dir: Path) -> list[dict]:

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from rdtflow.data.episode import episode_cameras, read_episode, read_instruction, read_trajectory
-from rdtflow.data.frames import CameraFrames, decode_jpeg, encode_jpeg
+from rdtflow.data.frames import CameraFrames, JpegCodec, decode_jpeg, encode_jpeg
 from rdtflow.data.state_vector import STATE_DIM, to_unified, unified_indices, unified_mask
 from tests.helpers.episodes import INSTRUCTION, make_data_cfg, synthetic_frames, synthetic_trajectory, write_synthetic_episode
 
@@ -65,6 +65,33 @@ def test_decode_converts_grey_to_rgb() -> None:
     Image.new("L", (8, 4), color=128).save(buffer, format="JPEG")
     decoded = decode_jpeg(buffer.getvalue())
     assert decoded.shape == (4, 8, 3) and abs(int(decoded.mean()) - 128) <= 2
+
+
+@pytest.mark.parametrize(("quality", "subsampling"), [(90, 2), (60, 0), (95, 1)])
+def test_a_recorders_codec_read_from_its_frame_reproduces_its_frames_exactly(quality: int, subsampling: int) -> None:
+    """Closed-loop evaluation (eval.frame_codec: recorded) shows the policy rendered frames as
+    the demonstrations' recorder would have stored them; other settings would differ."""
+    image = np.random.default_rng(quality).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    buffer = BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
+    codec = JpegCodec.of(buffer.getvalue())
+    assert codec.subsampling == subsampling
+    np.testing.assert_array_equal(codec.round_trip(image), decode_jpeg(buffer.getvalue()))
+    assert not np.array_equal(JpegCodec.of(encode_jpeg(image, quality=30)).round_trip(image), decode_jpeg(buffer.getvalue()))
+
+
+def test_the_codec_of_raw_frames_is_none_and_of_jpeg_frames_their_first(tmp_path: Path) -> None:
+    jpeg = write_synthetic_episode(tmp_path / "jpeg.hdf5")
+    with episode_cameras(jpeg, make_data_cfg()) as cameras:
+        assert cameras["cam_high"].codec() == JpegCodec.of(cameras["cam_high"].jpeg(0))
+    raw = tmp_path / "raw.hdf5"
+    with h5py.File(raw, "w") as h5:
+        h5["frames"] = synthetic_frames(3, seed=1)
+        assert CameraFrames(h5["frames"]).codec() is None
+    with pytest.raises(ValueError, match="expected a JPEG frame, got PNG"):
+        png = BytesIO()
+        Image.new("RGB", (4, 4)).save(png, format="PNG")
+        JpegCodec.of(png.getvalue())
 
 
 def test_reads_variable_length_uint8_frames(tmp_path: Path) -> None:

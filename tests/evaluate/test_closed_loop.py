@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from rdtflow.config import validate_config
-from rdtflow.data.episode import read_attributes, read_trajectory
+from rdtflow.data.episode import episode_cameras, read_attributes, read_trajectory
+from rdtflow.data.frames import JpegCodec, encode_jpeg
 from rdtflow.evaluate.closed_loop import run_closed_loop
 from rdtflow.evaluate.policies import MeanTrajectoryPolicy, Observations
-from rdtflow.evaluate.run import closed_loop_rollouts, evaluate_baseline, held_out_episodes
+from rdtflow.evaluate.run import closed_loop_rollouts, evaluate_baseline, held_out_episodes, recorded_codecs
 from rdtflow.sim.builtin import PickPlaceEnv
 from rdtflow.sim.expert import expert_actions
 from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings, sample_reset
@@ -22,10 +23,10 @@ SETTINGS = TaskSettings()
 SLOTS = ["cam_high"]
 
 
-def roll(policy, layouts, settings=SETTINGS, execute_horizon=4, img_history=2, video_camera=None):
+def roll(policy, layouts, settings=SETTINGS, execute_horizon=4, img_history=2, video_camera=None, codecs=None):
     states = [layout.to_dict() for layout in layouts]
     return run_closed_loop(policy, PickPlaceEnv(settings), states, ["go"] * len(states), SLOTS, execute_horizon,
-                           img_history, video_camera)
+                           img_history, video_camera, codecs)
 
 
 class ExpertChunks:
@@ -98,18 +99,44 @@ def test_the_level_reached_is_kept_when_the_object_is_dropped_again():
 
 
 def test_observations_carry_history_slots_with_validity():
-    seen = []
-
-    class Recorder(Frozen):
-        def __call__(self, observations):
-            seen.append(observations)
-            return super().__call__(observations)
-
-    roll(Recorder(), resets(2), TaskSettings(max_steps=8))
-    first, second = seen[0], seen[1]
+    recorder = Recorder()
+    roll(recorder, resets(2), TaskSettings(max_steps=8))
+    first, second = recorder.seen[0], recorder.seen[1]
     assert first.frames.shape == (2, 2, 64, 64, 3)
     assert first.frames_valid.tolist() == [[False, True]] * 2
     assert second.frames_valid.all() and second.steps.tolist() == [4, 4]
+
+
+class Recorder(Frozen):
+    """Keeps every observation the policy is given."""
+
+    def __init__(self):
+        self.seen: list[Observations] = []
+
+    def __call__(self, observations):
+        self.seen.append(observations)
+        return super().__call__(observations)
+
+
+def test_with_a_codec_the_policy_sees_each_rendered_frame_through_it():
+    layouts = resets(2)
+    codec = JpegCodec.of(encode_jpeg(np.zeros((8, 8, 3), np.uint8), quality=20))  # coarse: artefacts are large
+    raw, coded = Recorder(), Recorder()
+    roll(raw, layouts, TaskSettings(max_steps=8))
+    roll(coded, layouts, TaskSettings(max_steps=8), codecs={"cam_high": codec})
+    for plain, seen in zip(raw.seen, coded.seen):
+        current = plain.frames[:, -1]  # the newest slot of each episode
+        expected = np.stack([codec.round_trip(frame) for frame in current])
+        np.testing.assert_array_equal(seen.frames[:, -1], expected)
+        assert not np.array_equal(seen.frames[:, -1], current)
+
+
+def test_recorded_codecs_are_the_held_out_episodes_own(prepared_data):
+    config, episodes = _prepared_run(prepared_data)
+    episode = episodes.iloc[0]
+    with episode_cameras(Path(episode["path"]), config["data"], episode["group"]) as cameras:
+        stored = cameras["cam_high"].jpeg(0)
+    assert recorded_codecs(config["data"], episode) == {"cam_high": JpegCodec.of(stored)}
 
 
 def test_mean_trajectory_baseline_averages_time_aligned_actions_and_holds_the_last():
