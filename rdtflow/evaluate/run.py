@@ -116,6 +116,7 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
         "step": step,
         "policy": policy.name,
         "simulator": sim_env,
+        "frame_codec": config["eval"]["frame_codec"] if rollouts is not None else None,
         "n_episodes": len(episodes),
         # Without a simulator there is no success rate: null, never an invented number.
         **(closed_loop_summary(rollouts) if rollouts is not None else {"success_rate": None}),

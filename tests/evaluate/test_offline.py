@@ -74,7 +74,8 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     assert rdtflow(["baseline", "--config", str(config_file)]) == 0  # -> eval/baseline.json
 
     result = json.loads((run / "eval" / "checkpoint-2.json").read_text())
-    assert result["simulator"] is None and result["success_rate"] is None and "success_interval" not in result
+    assert result["simulator"] is None and result["frame_codec"] is None
+    assert result["success_rate"] is None and "success_interval" not in result
     assert set(result["open_loop_mse_by_group"]) == {"arm joints", "grippers"}
     assert len(result["episodes"]) == 2 and all(e["open_loop_mse"] > 0 for e in result["episodes"])
     assert "success" not in result["episodes"][0]

@@ -1,6 +1,7 @@
 """The whole ALOHA path in CI, at tiny size: scripted-expert demos of the transfer cube ->
 train a few steps -> closed-loop evaluation of 2 held-out initial states in 2 simulator
-worker processes, with their videos -> the report that shows them."""
+worker processes (the policy sees renders through the demos' JPEG codec, as the benchmarks
+evaluate), with their videos -> the report that shows them."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ SMOKE = {
     "model": {**TINY_MODEL, "pred_horizon": 8, "precompute_image_features": True},
     "hardware": {"device": "cpu", "per_device_batch": 8},
     "train": {"max_steps": 2, "checkpointing_period": 2, "effective_batch": 8, "lr_warmup_steps": 1},
-    "eval": {"execute_horizon": 8, "videos": 2, "threads": 2, "open_loop_stride": 50},
+    "eval": {"execute_horizon": 8, "videos": 2, "threads": 2, "open_loop_stride": 50, "frame_codec": "recorded"},
 }
 TRANSFER_STAGES = ["touched", "lifted", "handover begun", "handed over"]
 
@@ -42,6 +43,7 @@ def test_aloha_transfer_cube_runs_end_to_end(tmp_path: Path):
     for evaluation_file in (run / "eval" / "checkpoint-2.json", run / "eval" / "baseline.json"):
         evaluation = json.loads(evaluation_file.read_text())
         assert evaluation["simulator"] == "aloha-transfer-cube" and evaluation["n_episodes"] == 2
+        assert evaluation["frame_codec"] == "recorded"  # as the benchmarks evaluate
         assert list(evaluation["stage_rates"]) == TRANSFER_STAGES
         assert all(episode["steps"] == 400 for episode in evaluation["episodes"])  # ALOHA runs the full 8 s
         assert evaluation["sim_steps_per_s"] > 0 and evaluation["wall_seconds"] >= evaluation["closed_loop_seconds"]
