@@ -4,18 +4,20 @@ Two parts:
 - listed: each README claim that once had no test holding it, broken the way a review broke
   it, with the tests that must catch it. A listed mutation whose code has changed is reported
   as stale, so the list cannot silently rot;
-- sampled: one operator changed at a seeded random site in rdtflow/train and rdtflow/data
-  (a comparison, an arithmetic or boolean operator, an integer constant, a `not`), each run
-  against that package's tests. The kill rate is the share of mutants some test fails on;
-  survivors are printed with their place, to be read: some are equivalent to the original.
+- sampled: one operator changed at a seeded random site in rdtflow/train, rdtflow/data,
+  rdtflow/evaluate, rdtflow/report and rdtflow/stages.py (a comparison, an arithmetic or
+  boolean operator, an integer constant, a `not`), each run against that package's tests.
+  The kill rate is the share of mutants some test fails on, per package; survivors are
+  printed with their place, to be read: some are equivalent to the original.
 
 Every mutant runs in one copy of the repository (git's tracked and untracked, not ignored
 files), with PYTHONPATH putting the copy first, so tests that start subprocesses (the
 workflow, `accelerate launch`) run the mutant too. mutmut's in-process trampolines would
 not reach those. The copy is restored after each mutant.
 
-    python scripts/mutation_check.py                  # both parts (about 35 min on 2 cores)
-    python scripts/mutation_check.py --part listed    # or --part sampled --mutants 40 --seed 1
+    python scripts/mutation_check.py                  # both parts; each outcome is printed as it comes
+    python scripts/mutation_check.py --part listed    # or --part sampled --mutants 20 --seed 1
+    python scripts/mutation_check.py --part sampled --packages rdtflow/evaluate rdtflow/report
 """
 
 from __future__ import annotations
@@ -93,13 +95,29 @@ LISTED = (
     Mutation("no code runs from a .bin", "rdtflow/model/weights.py",
              'map_location="cpu", weights_only=True)', 'map_location="cpu", weights_only=False)',
              ("tests/model/test_weights.py",)),
+    Mutation("a data setting shares only the stages before it (a key left out of the stage key)",
+             "rdtflow/stages.py",
+             "settings = {name: {key: config[key] for key in STAGE_SECTIONS[name]",
+             'settings = {name: {key: ({k: v for k, v in config[key].items() if k != "moving_threshold"} '
+             'if key == "data" else config[key]) for key in STAGE_SECTIONS[name]',
+             ("tests/test_stages.py",)),
+    Mutation("success is the last stage reached at any step", "rdtflow/evaluate/closed_loop.py",
+             'return {"success": best_level == top,', 'return {"success": final_level == top,',
+             ("tests/evaluate/test_closed_loop.py",)),
+    Mutation("the verdict names the best checkpoint when it beats the final beyond chance", "rdtflow/report/page.py",
+             "        return sentence + (f\"; it is significantly better",
+             "        return sentence.replace(str(best['step']), str(final['step'])) + (f\"; it is significantly better",
+             ("tests/report/test_report.py",)),
 )
 
-# Each package with the tests that exercise it (tests/test_workflow.py, which exercises both,
-# takes minutes per mutant and holds the listed resume mutations instead).
+# Each package (or module) with the tests that exercise it (tests/test_workflow.py, which
+# exercises all of them, takes minutes per mutant and holds the listed resume mutations instead).
 SAMPLED_PACKAGES = {
     "rdtflow/train": ("tests/train", "tests/model/test_upstream_golden.py", "tests/slurm/test_launch.py"),
     "rdtflow/data": ("tests/data", "tests/test_presets.py", "tests/model/test_normalizer.py"),
+    "rdtflow/evaluate": ("tests/evaluate",),
+    "rdtflow/report": ("tests/report",),
+    "rdtflow/stages.py": ("tests/test_stages.py", "tests/test_sweep.py"),
 }
 SWAPS: dict[type, type] = {
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
@@ -158,8 +176,10 @@ def _mutated_source(source: str, index: int) -> str:
 
 
 def sites(package: str) -> list[Site]:
+    """Every candidate of a package's modules (or of one module)."""
+    paths = [REPO / package] if package.endswith(".py") else sorted((REPO / package).glob("*.py"))
     return [Site(str(path.relative_to(REPO)), index, getattr(node, "lineno", 0), change)
-            for path in sorted((REPO / package).glob("*.py"))
+            for path in paths
             for index, (node, _, change) in enumerate(_candidates(ast.parse(path.read_text())))]
 
 
@@ -210,20 +230,24 @@ def listed_part(copy: Path) -> list[tuple[str, str]]:
     return outcomes
 
 
-def sampled_part(copy: Path, mutants: int, seed: int) -> list[tuple[str, str]]:
-    outcomes = []
-    for package, tests in SAMPLED_PACKAGES.items():
+def sampled_part(copy: Path, mutants: int, seed: int, packages: list[str]) -> dict[str, list[tuple[str, str]]]:
+    """Each package's outcomes: `mutants` sites drawn for each (all of a smaller one's)."""
+    outcomes: dict[str, list[tuple[str, str]]] = {}
+    for package in packages:
+        tests = SAMPLED_PACKAGES[package]
         started = time.monotonic()
         status, detail = run_tests(copy, tests, 1800)
         if status != "survived":
             raise SystemExit(f"{package}'s tests fail without any mutation ({detail}): fix them first")
         timeout = 3 * (time.monotonic() - started) + 30
-        chosen = random.Random(seed).sample(sites(package), min(mutants // len(SAMPLED_PACKAGES), len(sites(package))))
+        chosen = random.Random(seed).sample(sites(package), min(mutants, len(sites(package))))
+        outcomes[package] = []
         for site in chosen:
             mutated = _mutated_source((copy / site.path).read_text(), site.index)
             outcome = check(copy, site.path, mutated, tests, timeout)
             print(f"{outcome[0]:>9}  {site.path}:{site.line} {site.change}  {outcome[1]}", flush=True)
-            outcomes.append(outcome)
+            outcomes[package].append(outcome)
+        print(summary(f"sampled {package} (seed {seed})", outcomes[package]), flush=True)
     return outcomes
 
 
@@ -239,18 +263,20 @@ def summary(name: str, outcomes: list[tuple[str, str]]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--part", choices=["listed", "sampled", "both"], default="both")
-    parser.add_argument("--mutants", type=int, default=40, help="sampled mutants, split between the packages")
+    parser.add_argument("--mutants", type=int, default=10, help="sampled mutants per package")
     parser.add_argument("--seed", type=int, default=0, help="which sites are sampled")
+    parser.add_argument("--packages", nargs="+", choices=list(SAMPLED_PACKAGES), default=list(SAMPLED_PACKAGES),
+                        help="where the sampled part mutates (default: all)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rdtflow-mutants-") as folder:
         copy = Path(folder)
         copy_repository(copy)
         listed = listed_part(copy) if args.part in ("listed", "both") else []
-        sampled = sampled_part(copy, args.mutants, args.seed) if args.part in ("sampled", "both") else []
+        sampled = sampled_part(copy, args.mutants, args.seed, args.packages) if args.part in ("sampled", "both") else {}
     if listed:
         print(summary("listed", listed))
-    if sampled:
-        print(summary(f"sampled (seed {args.seed})", sampled))
+    for package, outcomes in sampled.items():
+        print(summary(f"sampled {package} (seed {args.seed})", outcomes))
     return 1 if any(status != "killed" for status, _ in listed) else 0  # every listed claim must be held
 
 

@@ -78,7 +78,8 @@ def run_closed_loop(
         _record(recordings, observation, video_camera, active)
         rate = sim_steps / max(time.perf_counter() - stepping_started, 1e-9)
         bar.set_postfix(**{"sim steps/s": f"{rate:.0f}", "episodes/s": f"{rate / env.max_steps:.2f}"})
-    outcomes = [_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages) for i in range(batch)]
+    outcomes = [episode_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages)
+                for i in range(batch)]
     return Rollouts(outcomes, recordings, time.perf_counter() - started, sim_steps, time.perf_counter() - stepping_started,
                     tuple(env.stages))
 
@@ -92,7 +93,7 @@ def through_codecs(observation: SimObservation, codecs: Mapping[str, JpegCodec] 
     return dataclasses.replace(observation, frames=frames)
 
 
-def _outcome(best_level: int, final_level: int, steps: int, stages: tuple[str, ...]) -> dict:
+def episode_outcome(best_level: int, final_level: int, steps: int, stages: tuple[str, ...]) -> dict:
     """Success is reaching the last level at any step (ACT's criterion); held_at_end is being there at the end."""
     top = len(stages)
     return {"success": best_level == top, "held_at_end": final_level == top, "level": best_level,

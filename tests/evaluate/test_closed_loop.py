@@ -11,10 +11,11 @@ import pandas as pd
 from rdtflow.config import validate_config
 from rdtflow.data.episode import episode_cameras, read_attributes, read_trajectory
 from rdtflow.data.frames import JpegCodec, encode_jpeg
-from rdtflow.evaluate.closed_loop import run_closed_loop
+from rdtflow.evaluate.closed_loop import episode_outcome, run_closed_loop
 from rdtflow.evaluate.policies import MeanTrajectoryPolicy, Observations
-from rdtflow.evaluate.run import closed_loop_rollouts, evaluate_baseline, held_out_episodes, recorded_codecs
+from rdtflow.evaluate.run import closed_loop_rollouts, closed_loop_summary, evaluate_baseline, held_out_episodes, recorded_codecs
 from rdtflow.sim.builtin import PickPlaceEnv
+from rdtflow.sim.env import SimObservation
 from rdtflow.sim.expert import expert_actions
 from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, TaskSettings, sample_reset
 from rdtflow.sim.registry import reset_states
@@ -97,6 +98,62 @@ def test_the_level_reached_is_kept_when_the_object_is_dropped_again():
     assert outcome == {"success": False, "held_at_end": False, "level": 1, "stage": "grasped",
                        "steps": SETTINGS.max_steps}
 
+
+def test_success_is_the_last_stage_reached_at_any_step_and_held_at_end_only_if_kept():
+    stages = ("moved", "placed")
+    assert episode_outcome(2, 0, 30, stages) == {"success": True, "held_at_end": False, "level": 2,
+                                                 "stage": "placed", "steps": 30}
+    assert episode_outcome(2, 2, 30, stages)["held_at_end"]
+    assert not episode_outcome(1, 1, 30, stages)["success"]
+
+
+class SlidingBlock:
+    """A block on a line, for the outcome's rare branch: the built-in task ends an episode at
+    success, so there nothing is ever placed and then lost. Each action is the position to
+    push the block to; it is "moved" beyond 0.2 and "placed" within 0.1 of 1.0."""
+
+    stages = ("moved", "placed")
+    max_steps = 12
+    instruction = "slide the block to 1"
+
+    def reset(self, states):
+        self.position = np.array([state["x"] for state in states], dtype=np.float32)
+        self.steps = 0
+        return self._observe()
+
+    def step(self, actions):
+        self.position = actions[:, 0].astype(np.float32)
+        self.steps += 1
+        return self._observe()
+
+    def _observe(self):
+        level = np.where(np.abs(self.position - 1.0) <= 0.1, 2, np.where(self.position > 0.2, 1, 0))
+        return SimObservation(frames={"cam_high": np.zeros((len(self.position), 4, 4, 3), np.uint8)},
+                              qpos=self.position[:, None], level=level,
+                              done=np.full(len(self.position), self.steps >= self.max_steps))
+
+
+class PlaceThenCarryAway:
+    """Pushes the block onto the goal for one chunk, then carries it past."""
+
+    name = "place-then-carry-away"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, observations):
+        self.calls += 1
+        target = 1.0 if self.calls == 1 else 2.0
+        return np.full((len(observations.qpos), 4, 1), target)
+
+
+def test_an_episode_placed_then_carried_away_is_a_success_not_held_at_the_end():
+    rollouts = run_closed_loop(PlaceThenCarryAway(), SlidingBlock(), [{"x": 0.0}, {"x": 0.5}], ["go"] * 2,
+                               SLOTS, execute_horizon=4, img_history=1)
+    assert [(o["success"], o["held_at_end"], o["stage"]) for o in rollouts.outcomes] == [(True, False, "placed")] * 2
+    summary = closed_loop_summary(rollouts)
+    assert (summary["success_rate"], summary["held_at_end_rate"]) == (1.0, 0.0)
+    assert summary["stage_rates"]["placed"]["rate"] == 1.0
 
 def test_observations_carry_history_slots_with_validity():
     recorder = Recorder()

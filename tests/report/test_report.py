@@ -20,7 +20,7 @@ from rdtflow.report.collect import (
     load_evaluations,
     load_training_log,
 )
-from rdtflow.report.page import SIZE_BUDGET_BYTES, write_report
+from rdtflow.report.page import SIZE_BUDGET_BYTES, paired_test, verdict, write_report
 from rdtflow.report.provenance import SOURCE_TREE
 from tests.helpers.browser import ARTIFACTS, view_page
 
@@ -42,25 +42,26 @@ def _write_json(path: Path, payload: dict) -> Path:
 
 
 def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: float,
-                video_dir: Path | None = None, tasks: tuple[str, ...] = ("demos",)) -> dict:
+                video_dir: Path | None = None, tasks: tuple[str, ...] = ("demos",),
+                episode_ids: list[str] = EPISODES) -> dict:
     """An eval/*.json payload; episode outcomes follow the rate (or are null without a simulator),
     episodes are dealt over `tasks` in turn. With `video_dir`, one real rollout video of the
-    first failure (or success) is written there."""
-    n_successes = None if success_rate is None else round(success_rate * len(EPISODES))
+    first failure (or success) is written there. The first episodes are the successes."""
+    n_successes = None if success_rate is None else round(success_rate * len(episode_ids))
     episodes = [{"episode_id": episode_id, "task": tasks[index % len(tasks)], "open_loop_mse": mse,
                  "success": None if n_successes is None else index < n_successes,
                  "held_at_end": None if n_successes is None else index < n_successes,
                  "stage": None if n_successes is None or index >= n_successes else "placed",
                  "steps": 40 + index}
-                for index, episode_id in enumerate(EPISODES)]
+                for index, episode_id in enumerate(episode_ids)]
     result = {"step": step, "policy": policy, "simulator": None if success_rate is None else "builtin-pick-place",
-              "success_rate": success_rate, "n_episodes": len(EPISODES), "open_loop_mse": mse, "episodes": episodes,
+              "success_rate": success_rate, "n_episodes": len(episode_ids), "open_loop_mse": mse, "episodes": episodes,
               "videos": [], "by_task": task_summary(episodes, closed_loop=n_successes is not None)}
     if n_successes is not None:
-        interval = list(wilson_interval(n_successes, len(EPISODES)))
+        interval = list(wilson_interval(n_successes, len(episode_ids)))
         result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval,
                    "stage_rates": {"placed": {"rate": success_rate, "interval": interval, "successes": n_successes,
-                                              "n": len(EPISODES)}},
+                                              "n": len(episode_ids)}},
                    "wall_seconds": 75.0}
     if video_dir is not None and n_successes is not None:
         filmed = next((e for e in episodes if not e["success"]), episodes[0])
@@ -72,7 +73,7 @@ def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: 
 
 
 def _make_run(root: Path, success_rates: list[float | None], baseline_rate: float | None,
-              tasks: tuple[str, ...] = ("demos",)) -> dict:
+              tasks: tuple[str, ...] = ("demos",), episode_ids: list[str] = EPISODES) -> dict:
     """A results/{run}/ folder as the earlier stages would have written it."""
     validation = _write_json(root / "data/validation.json", {
         "n_files": 5, "n_valid": 3, "n_rejected": 2,
@@ -113,10 +114,12 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
         checkpoint_dirs.append(directory)
     video_dirs = [root / f"eval/videos/checkpoint-{step}" for step in STEPS]
     eval_files = [_write_json(root / f"eval/checkpoint-{step}.json",
-                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period), video_dir, tasks))
+                              _evaluation(step, f"checkpoint-{step}", rate, 0.01 * (4 - period), video_dir, tasks,
+                                          episode_ids))
                   for period, (step, rate, video_dir) in enumerate(zip(STEPS, success_rates, video_dirs))]
     baseline = _write_json(root / "eval/baseline.json",
-                           _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2, tasks=tasks))
+                           _evaluation(None, "mean-trajectory baseline", baseline_rate, 0.2, tasks=tasks,
+                                       episode_ids=episode_ids))
     return {"config": CONFIG, "validation_json": validation, "index_parquet": index, "plan_json": plan,
             "checkpoint_dirs": checkpoint_dirs, "eval_files": eval_files, "video_dirs": video_dirs,
             "baseline_json": baseline, "benchmark_files": benchmark_files,
@@ -126,8 +129,8 @@ def _make_run(root: Path, success_rates: list[float | None], baseline_rate: floa
 
 
 def _render(tmp_path: Path, success_rates: list[float | None], baseline_rate: float | None,
-            tasks: tuple[str, ...] = ("demos",)) -> str:
-    run = _make_run(tmp_path, success_rates, baseline_rate, tasks)
+            tasks: tuple[str, ...] = ("demos",), episode_ids: list[str] = EPISODES) -> str:
+    run = _make_run(tmp_path, success_rates, baseline_rate, tasks, episode_ids)
     write_report(**run)
     return run["out_html"].read_text(encoding="utf-8")
 
@@ -248,6 +251,29 @@ def test_verdict_names_the_checkpoint_its_interval_and_the_comparisons(page: str
                        "not clearly above the blind baseline (25.0%): their intervals overlap; the final checkpoint "
                        "(300, 50.0%) may differ from it by chance alone (exact McNemar p = 1).")
 
+
+TWELVE = [f"episode_{index:05d}" for index in range(12)]
+
+
+def test_a_best_checkpoint_significantly_better_than_the_final_is_named_with_the_test():
+    """10 of 12 against 1 of 12 on the same states: 9 discordant episodes, all the best's way."""
+    best, final = (_evaluation(step, f"checkpoint-{step}", rate, 0.01, episode_ids=TWELVE)
+                   for step, rate in ((200, 10 / 12), (300, 1 / 12)))
+    baseline = _evaluation(None, "mean-trajectory baseline", 0.0, 0.2, episode_ids=TWELVE)
+    test = paired_test(best, final)
+    assert (test["only_first"], test["only_second"], test["n"]) == (9, 0, 12)
+    assert test["p_value"] == pytest.approx(2 / 2**9) and test["significant"]
+    assert verdict(best, final, baseline, test) == (
+        "Use checkpoint 200: it succeeds on 83.3% [55.2%, 95.3%] of 12 held-out initial states, clearly above the "
+        "blind baseline (0.0%); it is significantly better than the final checkpoint (300, 8.3%), so training past "
+        "it hurt.")
+
+
+def test_the_rendered_report_names_a_significantly_better_best_checkpoint(tmp_path: Path) -> None:
+    page = _render(tmp_path, success_rates=[0.5, 10 / 12, 1 / 12], baseline_rate=0.0, episode_ids=TWELVE)
+    verdict_text = page.split('class="verdict">')[1].split("</p>")[0]
+    assert verdict_text.startswith("Use checkpoint 200: it succeeds on 83.3% [55.2%, 95.3%] of 12 held-out")
+    assert verdict_text.endswith("significantly better than the final checkpoint (300, 8.3%), so training past it hurt.")
 
 def test_grid_shows_every_held_out_episode_under_every_policy(page: str) -> None:
     grid = page.split('<table class="grid">')[1].split("</table>")[0]
