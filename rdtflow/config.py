@@ -153,14 +153,19 @@ def _missing_folder(key: str, folder: str | Path, fix: str) -> ConfigError:
 
 def _check_simulator(config: dict) -> None:
     """sim.env must name a simulator that builds and keeps the observation contract (checked by
-    resetting one episode), and generated demos need one with a scripted expert."""
+    resetting one episode), and generated demos need one with a scripted expert, whose
+    instructions the data config reads where that expert writes them."""
     from rdtflow.data.cameras import recorded_cameras
+    from rdtflow.sim.builtin import NAME as BUILTIN_NAME
+    from rdtflow.sim.builtin import check_instruction_source
     from rdtflow.sim.registry import demo_writer, probe_env
 
     if config["sim"]["env"] is not None:
         probe_env(config["sim"], recorded_cameras(config["data"]["cameras"]))
     if config["demos"]["generate"]:
         demo_writer(config["sim"])
+        if config["sim"]["env"] == BUILTIN_NAME:
+            check_instruction_source(config["sim"], config["data"])
 
 
 def _check_demo_folder(config: dict) -> None:

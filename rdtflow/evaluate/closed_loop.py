@@ -26,7 +26,7 @@ from rdtflow.sim.env import SimEnv, SimObservation
 class Rollouts:
     """What a closed-loop evaluation measured."""
 
-    outcomes: list[dict]  # per episode: success, held_at_end, level, stage, steps
+    outcomes: list[dict]  # per episode: success, held_at_end, level, stage, steps, and the simulator's details
     recordings: list[list[bytes]]  # per episode: JPEG frames of the video camera, one per observation
     seconds: float  # from the reset to the last step
     sim_steps: int  # episode steps simulated, summed over the batch
@@ -78,7 +78,8 @@ def run_closed_loop(
         _record(recordings, observation, video_camera, active)
         rate = sim_steps / max(time.perf_counter() - stepping_started, 1e-9)
         bar.set_postfix(**{"sim steps/s": f"{rate:.0f}", "episodes/s": f"{rate / env.max_steps:.2f}"})
-    outcomes = [episode_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages)
+    details = env.outcome_details() if hasattr(env, "outcome_details") else [{}] * batch
+    outcomes = [episode_outcome(int(best_level[i]), int(observation.level[i]), int(steps[i]), env.stages) | details[i]
                 for i in range(batch)]
     return Rollouts(outcomes, recordings, time.perf_counter() - started, sim_steps, time.perf_counter() - stepping_started,
                     tuple(env.stages))

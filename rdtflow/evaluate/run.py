@@ -125,30 +125,36 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
         "videos": videos,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "episodes": [
-            {"episode_id": e, "task": t, "open_loop_mse": summary["episode_mse"].get(e), **o}
-            for e, t, o in zip(episodes["episode_id"], episodes["task"], outcomes)
+            {"episode_id": e, "task": t, "instruction": i, "open_loop_mse": summary["episode_mse"].get(e), **o}
+            for e, t, i, o in zip(episodes["episode_id"], episodes["task"], episodes["instruction"], outcomes)
         ],
     }
-    result["by_task"] = task_summary(result["episodes"], closed_loop=rollouts is not None)
+    for key in ("task", "instruction"):
+        result[f"by_{key}"] = summary_by(result["episodes"], key, closed_loop=rollouts is not None)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=1))
     return result
 
 
-def task_summary(episodes: list[dict], closed_loop: bool) -> dict[str, dict]:
-    """Per task (a folder of the demos): its held-out count, success with its interval where a
-    simulator ran, and open-loop error; a run over several tasks can hide one that fails."""
-    tasks: dict[str, list[dict]] = {}
+def summary_by(episodes: list[dict], key: str, closed_loop: bool) -> dict[str, dict]:
+    """Per value of `key` (the task: a folder of the demos; or the instruction): its held-out
+    count, success with its interval where a simulator ran, open-loop error, and where the
+    simulator says so, where each block was released. A run over several tasks can hide one
+    that fails, and a fine-tune can forget the tasks it was pretrained on."""
+    groups: dict[str, list[dict]] = {}
     for episode in episodes:
-        tasks.setdefault(episode["task"], []).append(episode)
-    return {
-        task: {
+        groups.setdefault(episode[key], []).append(episode)
+    summary = {}
+    for value, members in sorted(groups.items()):
+        summary[value] = {
             "n_episodes": len(members),
             "success": rate_with_interval([e["success"] for e in members]) if closed_loop else None,
             "open_loop_mse": float(np.mean([e["open_loop_mse"] for e in members])),  # every one has a recorded step
         }
-        for task, members in sorted(tasks.items())
-    }
+        if any("released_at" in e for e in members):
+            places = pd.Series([e.get("released_at") or "never" for e in members]).value_counts()
+            summary[value]["released_at"] = {place: int(count) for place, count in places.items()}
+    return summary
 
 
 def closed_loop_summary(rollouts: Rollouts) -> dict:

@@ -1,4 +1,9 @@
-"""Write scripted-expert demonstrations of the built-in task as agilex-layout HDF5 episodes."""
+"""Write scripted-expert demonstrations of the built-in task as agilex-layout HDF5 episodes.
+
+The embedded default has one instruction, in instruction.json beside the episodes, as agilex
+keeps one per task folder. Demos of the relation family (sim.options.relations) each record
+their own as the root attribute INSTRUCTION_ATTRIBUTE, which data.instruction must then read
+(rdtflow.sim.builtin.check_instruction_source)."""
 
 from __future__ import annotations
 
@@ -11,10 +16,10 @@ import numpy as np
 
 from rdtflow.data.episode import write_episode
 from rdtflow.progress import progress
-from rdtflow.sim.builtin import CAMERA, NAME, PickPlaceEnv, make_env
+from rdtflow.sim.builtin import CAMERA, INSTRUCTION_ATTRIBUTE, NAME, PickPlaceEnv, make_env
 from rdtflow.sim.env import ENV_ATTRIBUTE, RESET_ATTRIBUTE
 from rdtflow.sim.expert import expert_actions, sample_aim_offsets
-from rdtflow.sim.pick_place import PickPlaceBatch, ResetState, sample_reset
+from rdtflow.sim.pick_place import PickPlaceBatch, ResetState
 
 
 def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], options: dict[str, Any],
@@ -28,7 +33,8 @@ def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], o
     started = time.perf_counter()
     env: PickPlaceEnv = make_env(cameras, options)
     rng = np.random.default_rng(seed)
-    resets = [sample_reset(rng) for _ in range(n_episodes)]
+    resets = [ResetState.from_dict(env.sample_reset(rng)) for _ in range(n_episodes)]
+    family = env.settings.family
     scenes = PickPlaceBatch.from_resets(env.settings, resets)
     aim_offsets = sample_aim_offsets(n_episodes, env.settings.expert_noise, rng)
 
@@ -42,7 +48,8 @@ def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], o
         grasped |= scenes.holding | scenes.success
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "instruction.json").write_text(json.dumps({"instruction": env.instruction}, indent=1))
+    if not family:
+        (out_dir / "instruction.json").write_text(json.dumps({"instruction": env.instruction}, indent=1))
     for index in progress(range(n_episodes), desc="writing demos", unit="episode"):
         length = int(scenes.steps[index])
         write_episode(
@@ -50,7 +57,7 @@ def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], o
             action=np.stack([a[index] for a in actions[:length]]),
             qpos=np.stack([q[index] for q in qpos[:length]]),
             frames={CAMERA: [frame[index] for frame in images[:length]]},
-            attrs=_episode_attributes(resets[index], bool(scenes.success[index])),
+            attrs=_episode_attributes(resets[index], bool(scenes.success[index]), family),
         )
     summary = {
         "env": NAME,
@@ -61,9 +68,16 @@ def write_demos(out_dir: Path, n_episodes: int, seed: int, cameras: list[str], o
         "stage_rates": {"grasped": float(grasped.mean()), "placed": float(scenes.success.mean())},
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if family:
+        relations = np.array([reset.relation for reset in resets])
+        summary["by_relation"] = {
+            relation: {"n_episodes": int((relations == relation).sum()),
+                       "expert_success_rate": float(scenes.success[relations == relation].mean())}
+            for relation in env.settings.drawn_relations if (relations == relation).any()}
     (out_dir / "expert.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
-def _episode_attributes(reset: ResetState, success: bool) -> dict[str, str]:
-    return {RESET_ATTRIBUTE: json.dumps(reset.to_dict()), ENV_ATTRIBUTE: NAME, "expert_success": str(success)}
+def _episode_attributes(reset: ResetState, success: bool, family: bool) -> dict[str, str]:
+    attributes = {RESET_ATTRIBUTE: json.dumps(reset.to_dict()), ENV_ATTRIBUTE: NAME, "expert_success": str(success)}
+    return {**attributes, INSTRUCTION_ATTRIBUTE: reset.instruction} if family else attributes

@@ -10,6 +10,10 @@ serves every held-out episode. Everything is in the data's units: actions and qp
 columns the demonstrations record, frames are uint8 RGB of the size the demonstrations
 store. Tasks report progress as a *level* per step: 0 is nothing achieved, level k means
 stage `stages[k-1]` is reached now, and the last level is success.
+
+A simulator of one task has one `instruction`. A family of tasks (the built-in relations)
+says each episode's own from its reset state (`episode_instruction`), and may say per episode
+what happened beyond the levels (`outcome_details`), e.g. where the block was released.
 """
 
 from __future__ import annotations
@@ -39,6 +43,10 @@ class SimEnv(Protocol):
     stages: tuple[str, ...]  # names of levels 1..K; reaching level K at any step is success
     max_steps: int  # every episode is done after this many steps
     instruction: str  # the task's language instruction, as the demonstrations record it
+    # Optional, for a family of tasks:
+    #   episode_instruction(state: dict) -> str: the instruction of the episode starting from `state`
+    #   outcome_details() -> list[dict]: per episode of the last rollout, JSON values the
+    #       evaluation adds to its outcome (not forwarded from eval.threads worker processes)
 
     def sample_reset(self, rng: np.random.Generator) -> dict[str, Any]:
         """A random initial state, JSON-serialisable: what RESET_ATTRIBUTE stores."""
@@ -55,6 +63,13 @@ class SimEnv(Protocol):
     def close(self) -> None:
         """Release renderers and worker processes."""
         ...
+
+
+def episode_instruction(env: SimEnv, state: dict[str, Any]) -> str:
+    """The instruction an episode starting from `state` records: its own where the simulator
+    is a family of tasks, else the simulator's one."""
+    own = getattr(env, "episode_instruction", None)
+    return own(state) if own is not None else env.instruction
 
 
 def check_observation(observation: SimObservation, cameras: list[str], batch: int, stages: int) -> list[str]:

@@ -1,8 +1,9 @@
 """The scripted expert that demonstrates the pick-and-place task.
 
-It sees the true object and goal positions (the learner only sees images), moves at full
-speed with Gaussian motion noise and a per-episode aiming offset, so demonstrations differ
-the way human teleoperation does while staying deterministic for a given seed.
+It sees the true object position and where the block belongs (the learner only sees images
+and the instruction), moves at full speed with Gaussian motion noise and a per-episode aiming
+offset, so demonstrations differ the way human teleoperation does while staying deterministic
+for a given seed.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from rdtflow.sim.pick_place import PickPlaceBatch
 
 
 def expert_actions(scenes: PickPlaceBatch, aim_offset: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Actions (B, 3) for every scene: approach, close, carry, open over the goal."""
+    """Actions (B, 3) for every scene: approach, close, carry, open over the target."""
     settings = scenes.settings
     carrying = scenes.holding
-    target = np.where(carrying[:, None], scenes.goal, scenes.obj) + aim_offset
+    target = np.where(carrying[:, None], scenes.target, scenes.obj) + aim_offset
     arrived_radius = np.where(carrying, settings.goal_tolerance, settings.grasp_radius) * 0.5
     arrived = np.linalg.norm(scenes.gripper - target, axis=1) < arrived_radius
 

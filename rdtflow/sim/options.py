@@ -2,18 +2,20 @@
 
 The options are free-form in the config schema because each environment has its own; each
 environment declares them as a frozen dataclass, and this one function checks a mapping
-against it, so every simulator reports a typo or a wrong type the same way.
+against it, so every simulator reports a typo or a wrong type the same way. A field typed
+`tuple[str, ...]` takes a YAML list of strings (builtin-pick-place's `relations`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 
 from rdtflow.errors import ConfigError
 
 Settings = TypeVar("Settings")
 KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+LIST_KINDS = {int: "a list of integers", float: "a list of numbers", str: "a list of strings"}
 
 
 def settings_from_options(cls: type[Settings], options: dict[str, Any], env: str) -> Settings:
@@ -27,11 +29,16 @@ def settings_from_options(cls: type[Settings], options: dict[str, Any], env: str
                 "(docs/simulators.md)"
             )
         expected = hints[key]
+        if get_origin(expected) is tuple:
+            item = get_args(expected)[0]
+            if not isinstance(value, list) or not all(isinstance(entry, item) for entry in value):
+                raise ConfigError(f"sim.options.{key} of {env} is {value!r}; it must be {LIST_KINDS[item]}")
+            continue
         accepted = (int, float) if expected is float else (expected,)
         if isinstance(value, bool) != (expected is bool) or not isinstance(value, accepted):
             raise ConfigError(f"sim.options.{key} of {env} is {value!r}; it must be {KINDS.get(expected, expected.__name__)}")
     try:
-        return cls(**options)
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in options.items()})
     except ValueError as error:
         raise ConfigError(f"sim.options of {env}: {error}") from None
 

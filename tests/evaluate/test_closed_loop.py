@@ -13,7 +13,14 @@ from rdtflow.data.episode import episode_cameras, read_attributes, read_trajecto
 from rdtflow.data.frames import JpegCodec, encode_jpeg
 from rdtflow.evaluate.closed_loop import episode_outcome, run_closed_loop
 from rdtflow.evaluate.policies import MeanTrajectoryPolicy, Observations
-from rdtflow.evaluate.run import closed_loop_rollouts, closed_loop_summary, evaluate_baseline, held_out_episodes, recorded_codecs
+from rdtflow.evaluate.run import (
+    closed_loop_rollouts,
+    closed_loop_summary,
+    evaluate_baseline,
+    held_out_episodes,
+    recorded_codecs,
+    summary_by,
+)
 from rdtflow.sim.builtin import PickPlaceEnv
 from rdtflow.sim.env import SimObservation
 from rdtflow.sim.expert import expert_actions
@@ -96,7 +103,7 @@ def test_the_level_reached_is_kept_when_the_object_is_dropped_again():
     layout = ResetState(gripper=(0.5, 0.5), object=(0.5, 0.52), goal=(0.1, 0.1))
     outcome = roll(GraspThenDrop(), [layout], execute_horizon=2).outcomes[0]
     assert outcome == {"success": False, "held_at_end": False, "level": 1, "stage": "grasped",
-                       "steps": SETTINGS.max_steps}
+                       "steps": SETTINGS.max_steps, "relation": "on", "released_at": "elsewhere"}
 
 
 def test_success_is_the_last_stage_reached_at_any_step_and_held_at_end_only_if_kept():
@@ -154,6 +161,18 @@ def test_an_episode_placed_then_carried_away_is_a_success_not_held_at_the_end():
     summary = closed_loop_summary(rollouts)
     assert (summary["success_rate"], summary["held_at_end_rate"]) == (1.0, 0.0)
     assert summary["stage_rates"]["placed"]["rate"] == 1.0
+
+def test_the_summaries_count_where_blocks_were_released_per_instruction():
+    def episode(instruction, success, released_at):
+        return {"task": "demos", "instruction": instruction, "success": success, "open_loop_mse": 0.5,
+                "released_at": released_at}
+
+    episodes = [episode("below", True, "below"), episode("below", False, None), episode("on", False, "below")]
+    summary = summary_by(episodes, "instruction", closed_loop=True)
+    assert summary["below"]["released_at"] == {"below": 1, "never": 1} and summary["below"]["n_episodes"] == 2
+    assert summary["on"]["released_at"] == {"below": 1} and summary["on"]["success"]["rate"] == 0.0
+    without_details = [{key: value for key, value in e.items() if key != "released_at"} for e in episodes]
+    assert "released_at" not in summary_by(without_details, "task", closed_loop=True)["demos"]
 
 def test_observations_carry_history_slots_with_validity():
     recorder = Recorder()

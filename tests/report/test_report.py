@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from rdtflow.data.episode import write_episode
-from rdtflow.evaluate.run import task_summary
+from rdtflow.evaluate.run import summary_by
 from rdtflow.evaluate.stats import wilson_interval
 from rdtflow.evaluate.videos import write_video
 from rdtflow.report.collect import (
@@ -56,7 +56,7 @@ def _evaluation(step: int | None, policy: str, success_rate: float | None, mse: 
                 for index, episode_id in enumerate(episode_ids)]
     result = {"step": step, "policy": policy, "simulator": None if success_rate is None else "builtin-pick-place",
               "success_rate": success_rate, "n_episodes": len(episode_ids), "open_loop_mse": mse, "episodes": episodes,
-              "videos": [], "by_task": task_summary(episodes, closed_loop=n_successes is not None)}
+              "videos": [], "by_task": summary_by(episodes, "task", closed_loop=n_successes is not None)}
     if n_successes is not None:
         interval = list(wilson_interval(n_successes, len(episode_ids)))
         result |= {"success_interval": interval, "held_at_end_rate": success_rate, "held_at_end_interval": interval,

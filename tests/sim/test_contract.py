@@ -15,6 +15,8 @@ from tests.sim.test_simulator_example import documented_example
 
 ENVIRONMENTS = {
     "builtin-pick-place": ({"env": "builtin-pick-place", "options": {"image_size": 24, "max_steps": 12}}, ["cam_high"]),
+    "builtin relations": ({"env": "builtin-pick-place", "options": {"image_size": 24, "max_steps": 12,
+                                                                     "relations": ["left of", "below"]}}, ["cam_high"]),
     "aloha-transfer-cube": ({"env": "aloha-transfer-cube", "options": {"image_height": 24, "image_width": 32}},
                             ["cam_high", "cam_left_wrist"]),
     "aloha-insertion": ({"env": "aloha-insertion", "options": {"image_height": 24, "image_width": 32}}, ["cam_high"]),
