@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from rdtflow.config import SCHEMA_PATH, validate_config
-from rdtflow.stages import SHARED_STAGES, stage_config_json, stage_files, stage_paths
+from rdtflow.stages import SHARED_STAGES, active_jobs, stage_config_json, stage_files, stage_paths
 from rdtflow.sweep import RESERVED_KEYS, expand_sweep
 from tests.helpers.workflow import REDUCED, snakemake
 
@@ -127,3 +127,11 @@ def test_a_sweep_over_a_data_key_computes_one_folder_per_distinct_stage_config(t
         lengths.append(len(pd.read_parquet(manifest)))
         assert lengths[-1] == int((train["n_steps"] - train["first_moving_step"]).sum()), run.label
     assert lengths[0] > lengths[1]  # the higher threshold finds the first motion later
+
+
+@pytest.mark.parametrize("vision_path, text_path, builds", [
+    (None, None, True), ("siglip", None, True), (None, "t5", True), ("siglip", "t5", False)])
+def test_the_encoders_stage_runs_unless_both_encoders_are_given(shared_config, vision_path, text_path, builds):
+    config = json.loads(json.dumps(shared_config))
+    config["encoders"] |= {"vision_path": vision_path, "text_path": text_path}
+    assert (("encoders", None) in active_jobs(config)) == builds

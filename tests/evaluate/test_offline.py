@@ -9,6 +9,7 @@ per episode and per dimension group, with no success rate, never an invented one
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,9 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     rdt_config = json.loads((checkpoint / "config.json").read_text())
     # 2 frames x 3 cameras x (32 px / patch 8)^2 = 16 patches
     assert rdt_config["img_cond_len"] == 2 * 3 * 16 and rdt_config["img_pos_embed_config"] == [["image", [2, 3, -16]]]
+    started = time.perf_counter()
     assert rdtflow(["eval", "--config", str(config_file), "--step", "2"]) == 0  # checkpoint-2 -> eval/checkpoint-2.json
+    evaluation_seconds = time.perf_counter() - started
     assert rdtflow(["baseline", "--config", str(config_file)]) == 0  # -> eval/baseline.json
 
     result = json.loads((run / "eval" / "checkpoint-2.json").read_text())
@@ -79,6 +82,7 @@ def test_agilex_episodes_train_and_evaluate_offline(tmp_path):
     assert set(result["open_loop_mse_by_group"]) == {"arm joints", "grippers"}
     assert len(result["episodes"]) == 2 and all(e["open_loop_mse"] > 0 for e in result["episodes"])
     assert "success" not in result["episodes"][0]
+    assert 0 < result["wall_seconds"] <= evaluation_seconds
 
     assert rdtflow(["report", "--config", str(config_file)]) == 0
     page = (run / "report" / "index.html").read_text()

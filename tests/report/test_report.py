@@ -17,6 +17,7 @@ from rdtflow.evaluate.videos import write_video
 from rdtflow.report.collect import (
     SUCCESS_NOT_MEASURED,
     best_checkpoint,
+    load_episode_lengths,
     load_evaluations,
     load_training_log,
 )
@@ -274,6 +275,17 @@ def test_the_rendered_report_names_a_significantly_better_best_checkpoint(tmp_pa
     verdict_text = page.split('class="verdict">')[1].split("</p>")[0]
     assert verdict_text.startswith("Use checkpoint 200: it succeeds on 83.3% [55.2%, 95.3%] of 12 held-out")
     assert verdict_text.endswith("significantly better than the final checkpoint (300, 8.3%), so training past it hurt.")
+
+def test_the_resolved_config_is_shown_as_the_yaml_writes_it(page: str) -> None:
+    config = page.split('id="config"')[1]
+    assert "<tr><td>pretrained</td><td>null</td></tr>" in config and "<tr><td>held_out</td><td>0.2</td></tr>" in config
+    assert "<tr><td>generate</td><td>true</td></tr>" in config and "<tr><td>cameras</td><td>cam_high</td></tr>" in config
+
+
+def test_episode_lengths_leave_out_rejected_files(tmp_path: Path) -> None:
+    run = _make_run(tmp_path, [0.5, 1.0, 0.5], 0.25)
+    lengths = load_episode_lengths(run["index_parquet"])
+    assert list(lengths["episode_id"]) == ["a", "b", "c"] and set(lengths["split"]) == {"train", "held_out"}
 
 def test_grid_shows_every_held_out_episode_under_every_policy(page: str) -> None:
     grid = page.split('<table class="grid">')[1].split("</table>")[0]
