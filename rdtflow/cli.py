@@ -151,6 +151,17 @@ def _compare(job: Job) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
+    """By hand (--checkpoint, --out), or as the workflow's export job (--run-config, rdtflow.pretraining)."""
+    if args.run_config is not None:
+        from rdtflow.train.export import export_run_checkpoint
+
+        run = load_run_file(args.run_config, "export")
+        record = export_run_checkpoint(**_paths(Job(run["config"], run["inputs"], run["outputs"], None)))
+        print(f"exported checkpoint {record['step']} ({record['chosen_by']}) to {run['outputs']['out_dir']}"
+              f"{' with its EMA weights' if record['ema'] else ''}")
+        return
+    if args.checkpoint is None or args.out is None:
+        raise ConfigError("rdtflow export needs --checkpoint and --out (or a workflow's --run-config)")
     from rdtflow.model.weights import export_checkpoint
 
     out = export_checkpoint(args.checkpoint, args.out)
@@ -226,8 +237,10 @@ def _parser() -> argparse.ArgumentParser:
                                description="Write a checkpoint in the official RDT layout (config.json + "
                                "model.safetensors, ema/ when kept, stats.json, run_config.json) for RDT's own code. "
                                "It takes no --config: the checkpoint carries the config it was trained with.")
-    export.add_argument("--checkpoint", type=Path, required=True, help="train/checkpoint-{step} folder")
-    export.add_argument("--out", type=Path, required=True, help="folder to write")
+    export.add_argument("--checkpoint", type=Path, help="train/checkpoint-{step} folder")
+    export.add_argument("--out", type=Path, help="folder to write")
+    export.add_argument("--run-config", type=Path, help="instead: the run file of a workflow's export job, which "
+                        "exports another run's final, best or named checkpoint for a run that starts from it")
     inspect = stages.add_parser("inspect", help="Show what one episode file holds and which data preset reads it.",
                                 description="Print the tree of one HDF5 episode file (groups, datasets with shapes, "
                                 "dtypes, storage and frame format, links, attributes) and, for every shipped data "

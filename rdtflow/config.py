@@ -184,7 +184,7 @@ def _check_demo_folder(config: dict) -> None:
 
 def _check_pretrained_folder(config: dict) -> None:
     pretrained = config["model"]["pretrained"]
-    if pretrained and not Path(pretrained).is_dir():
+    if isinstance(pretrained, str) and not Path(pretrained).is_dir():
         raise _missing_folder(
             "model.pretrained", pretrained,
             "give the local RDT checkpoint folder (config.json and its weights), or null to start from random weights",
@@ -261,14 +261,18 @@ FILE_CHECKS: tuple[tuple[tuple[str, ...], Check], ...] = (
 )
 
 
-def validate_config(config: dict, partial: bool = False, check_files: bool = False) -> dict:
-    """Validate against the schema, fill in defaults, resolve the hardware profile, lint.
+def validate_config(config: dict, partial: bool = False, check_files: bool = False,
+                    chain: tuple[str, ...] = ()) -> dict:
+    """Validate against the schema, fill in defaults, resolve the hardware profile, lint, and
+    resolve a model.pretrained that names another run (rdtflow.pretraining; `chain`: the runs
+    that led to this one, to refuse a cycle).
 
     The same function runs at workflow start (with `check_files`) and in every CLI stage. A
     `partial` config (the sections the workflow passes one stage) keeps only the sections it
     was given, so a default never stands in for a section the stage did not receive.
     """
     from rdtflow.presets import expand_presets
+    from rdtflow.pretraining import resolve_pretraining
 
     expand_presets(config)
     given = set(config)
@@ -281,6 +285,8 @@ def validate_config(config: dict, partial: bool = False, check_files: bool = Fal
     for sections, check in (CHECKS + FILE_CHECKS) if check_files else CHECKS:
         if all(section in config for section in sections):
             check(config)
+    if not partial:
+        resolve_pretraining(config, check_files, chain)
     return config
 
 

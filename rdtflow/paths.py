@@ -112,6 +112,11 @@ class RunPaths:
         """What checkpoint retention did once checkpoint `step` was evaluated."""
         return self.root / "train" / f"retention-{step}.json"
 
+    def export(self, label: str) -> Path:
+        """A checkpoint written in the official layout for another run to start from: final,
+        best or checkpoint-STEP (rdtflow.pretraining)."""
+        return self.root / "export" / label
+
     @property
     def baseline(self) -> Path:
         return self.root / "eval" / "baseline.json"

@@ -27,7 +27,7 @@ from rdtflow.stages import StageFiles, active_jobs, stage_paths
 from rdtflow.train.launch import eval_job_resources, train_job_resources
 from rdtflow.train.layout import checkpoint_steps
 
-RESERVED_KEYS = ("run", "results_dir", "shared_dir", "sweep")
+RESERVED_KEYS = ("run", "results_dir", "shared_dir", "sweep", "pretraining")
 FILE_CHECK_SECTIONS = sorted({section for sections, _ in FILE_CHECKS for section in sections})
 
 

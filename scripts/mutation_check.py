@@ -54,7 +54,7 @@ LISTED = (
              "kept_ema = (checkpoint_dir / File.EMA_WEIGHTS).is_file()", "kept_ema = False",
              ("tests/train/test_checkpoint.py",)),
     Mutation("retention keeps the best", "rdtflow/train/retention.py",
-             'keep.add(min(evaluated.values(), key=_ranking_key)["step"])', "pass", ("tests/train/test_retention.py",)),
+             'keep.add(best_evaluated_step(list(evaluated.values())))', "pass", ("tests/train/test_retention.py",)),
     Mutation("retention fills up to the limit with the most recent", "rdtflow/train/retention.py",
              "    for step in sorted(alive, reverse=True):", "    for step in []:", ("tests/train/test_retention.py",)),
     Mutation("warmup with a constant schedule is an error", "rdtflow/config.py",

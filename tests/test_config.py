@@ -91,9 +91,10 @@ def test_every_mapping_in_the_schema_refuses_unknown_keys() -> None:
     schema = yaml.safe_load((REPO / "rdtflow" / "schemas" / "config.schema.yaml").read_text())
     # an inline hardware profile is checked against hardware.schema.yaml, which refuses them too;
     # sim.options by the environment it configures (rdtflow.sim.options, tested below); a sweep's
-    # keys are config keys, each run checked against this schema (tests/test_sweep.py)
-    assert open_mappings(schema) == [".properties.sweep", ".properties.hardware.oneOf[1]",
-                                     ".properties.sim.properties.options"]
+    # keys are config keys, each run checked against this schema (tests/test_sweep.py); the
+    # resolved config of a run that model.pretrained names, validated as a config of its own
+    assert open_mappings(schema) == [".properties.pretraining.properties.run", ".properties.sweep",
+                                     ".properties.hardware.oneOf[1]", ".properties.sim.properties.options"]
 
 
 @pytest.mark.parametrize(("config", "message"), SCHEMA_CASES.values(), ids=SCHEMA_CASES.keys())

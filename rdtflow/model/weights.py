@@ -89,17 +89,27 @@ def load_pretrained(folder: Path) -> RDTPolicy:
     return policy
 
 
-def load_pretrained_into(policy: RDTPolicy, folder: Path) -> None:
-    """Start `policy` (built from the run's config) from the weights of a checkpoint folder,
-    once its config.json describes the same architecture; the error lists what differs."""
-    folder = Path(folder)
-    differences = RDTConfig.from_json(config_file(folder)).architecture_differences(policy.config)
+def starting_weights(folder: Path) -> Path:
+    """The weights a run starts from in a checkpoint folder: its EMA (ema/, what the run that
+    wrote it evaluated and exported) where it kept one, else its own."""
+    ema = Path(folder) / CheckpointFile.EMA_DIR
+    kept = any((ema / name).is_file() for name in (CheckpointFile.WEIGHTS, CheckpointFile.UPSTREAM_WEIGHTS))
+    return ema if kept else Path(folder)
+
+
+def load_pretrained_into(policy: RDTPolicy, folder: Path) -> Path:
+    """Start `policy` (built from the run's config) from a checkpoint folder's starting weights,
+    once their config.json describes the same architecture (the error lists what differs).
+    Returns the folder whose weights were loaded."""
+    weights = starting_weights(folder)
+    differences = RDTConfig.from_json(config_file(weights)).architecture_differences(policy.config)
     if differences:
         raise WeightsMismatch(
             f"model.pretrained {folder} has another architecture than this config describes "
             f"(checkpoint vs config): {'; '.join(differences)}; set model/encoders/data to match it"
         )
-    load_strict(policy, read_state_dict(folder), folder)
+    load_strict(policy, read_state_dict(weights), weights)
+    return weights
 
 
 def export_checkpoint(checkpoint_dir: Path, out_dir: Path) -> Path:

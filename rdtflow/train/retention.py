@@ -27,6 +27,11 @@ def _ranking_key(result: dict) -> tuple:
     return (-success, result["open_loop_mse"], -result["step"])
 
 
+def best_evaluated_step(evaluations: list[dict]) -> int:
+    """The step of the best evaluation: retention always keeps it, export best writes it."""
+    return min(evaluations, key=_ranking_key)["step"]
+
+
 def checkpoints_to_prune(checkpoint_dirs: list[Path], eval_files: list[Path], limit: int) -> list[int]:
     """Steps whose weights can go: evaluated, not the best, not the latest, beyond the limit."""
     alive = {checkpoint_step(folder): folder for folder in checkpoint_dirs if (folder / CheckpointFile.WEIGHTS).is_file()}
@@ -36,7 +41,7 @@ def checkpoints_to_prune(checkpoint_dirs: list[Path], eval_files: list[Path], li
     evaluated = {step: result for step, result in evaluated.items() if step in alive}
     keep = {max(alive)} | {step for step in alive if step not in evaluated}
     if evaluated:
-        keep.add(min(evaluated.values(), key=_ranking_key)["step"])
+        keep.add(best_evaluated_step(list(evaluated.values())))
     for step in sorted(alive, reverse=True):  # then the most recent, up to the limit
         if len(keep) >= limit:
             break

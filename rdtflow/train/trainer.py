@@ -59,13 +59,16 @@ class MicroBatches(torch.utils.data.Sampler):
 def build_policy(rdt_config: RDTConfig, seed: int, param_dtype: str, resume_from: Path | None,
                  pretrained_dir: Path | None) -> RDTPolicy:
     """Same seed on every process, so all start from identical weights; then the previous
-    checkpoint of this run, or the pretrained RDT the config names."""
+    checkpoint of this run, or the pretrained RDT the config names (its EMA weights where it
+    kept them: rdtflow.model.weights.starting_weights)."""
     torch.manual_seed(seed)
     policy = RDTPolicy(rdt_config)
     if resume_from is not None:
         policy.load_state_dict(load_file(str(resume_from / CheckpointFile.WEIGHTS)), strict=True)
     elif pretrained_dir is not None:
-        load_pretrained_into(policy, Path(pretrained_dir))
+        weights = load_pretrained_into(policy, Path(pretrained_dir))
+        kind = "EMA weights" if weights.name == CheckpointFile.EMA_DIR else "weights (it kept no EMA)"
+        print(f"model.pretrained: starting from the {kind} in {weights}; optimizer and EMA start fresh", flush=True)
     if param_dtype == "bf16":
         policy.model.to(torch.bfloat16)  # as RDT: transformer in bf16, adaptors in fp32
     return policy

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rdtflow.data.episode import instruction_file
 from rdtflow.paths import RunPaths, user_demo_dir
+from rdtflow.pretraining import export_files, export_job_file, export_jobs, export_run_file, pretraining_runs
 from rdtflow.stages import STAGE_SECTIONS, STEP_STAGES, active_jobs, run_file, stage_config_json, stage_files, stage_paths
 from rdtflow.sweep import comparison_files, comparison_paths, comparison_run_file, expand_sweep
 from rdtflow.train.layout import checkpoint_steps
@@ -24,6 +25,10 @@ from rdtflow.train.layout import checkpoint_steps
 # made: they would only repeat, and building the simulator there costs seconds per job.
 RUNS = expand_sweep(config, check_files=workflow.is_main_process)
 SWEEP = "sweep" in config
+# A run whose model.pretrained names another run (rdtflow/pretraining.py) brings that run's jobs
+# and an export of the named checkpoint; only the runs of the config are the workflow's targets.
+CONFIGS = [run.config for run in RUNS] + pretraining_runs([run.config for run in RUNS])
+EXPORTS = export_jobs(CONFIGS)
 # With --use-conda every rule runs in this pinned environment (relative to workflow/rules/).
 CONDA_ENV = "../../envs/rdtflow.yaml"
 PATTERN = RunPaths(Path("{root}"))  # a run folder's layout with its root as a wildcard
@@ -33,9 +38,9 @@ def _job_configs():
     """stage -> {root: the config of a run whose stage lives there}. Runs that share a stage's
     root give it the same settings (its root is named after them), so any one of them will do."""
     found = {stage: {} for stage in STAGE_SECTIONS}
-    for run in RUNS:
-        for stage, _ in active_jobs(run.config):
-            found[stage].setdefault(str(stage_paths(run.config, stage).root), run.config)
+    for run_config in CONFIGS:
+        for stage, _ in active_jobs(run_config):
+            found[stage].setdefault(str(stage_paths(run_config, stage).root), run_config)
     return found
 
 
@@ -104,6 +109,15 @@ def benchmark_file(stage):
     return str(PATTERN.job_benchmark(stage, "{step}" if stage in STEP_STAGES else None))
 
 
+def export_inputs(wildcards):
+    """The checkpoint an export job writes out (every checkpoint and evaluation, for best)."""
+    return export_files(EXPORTS[wildcards.root][wildcards.label], wildcards.label).inputs
+
+
+def export_run_config(wildcards):
+    return str(export_job_file(wildcards.root, wildcards.label))
+
+
 def demo_inputs(wildcards):
     """Generated demos (a folder this workflow writes), or every *.hdf5 file of the user's folder
     and the instruction files beside them that exist, so that editing one re-runs validation."""
@@ -142,10 +156,14 @@ def _write_if_changed(path, content):
 
 def write_run_files():
     """Every job's run file, rewritten only where its content changed."""
-    for run in RUNS:
-        for stage, step in active_jobs(run.config):
-            content = json.dumps(run_file(run.config, stage, step), indent=1, sort_keys=True)
-            _write_if_changed(stage_paths(run.config, stage).job_config(stage, step), content)
+    for run_config in CONFIGS:
+        for stage, step in active_jobs(run_config):
+            content = json.dumps(run_file(run_config, stage, step), indent=1, sort_keys=True)
+            _write_if_changed(stage_paths(run_config, stage).job_config(stage, step), content)
+    for root, labels in EXPORTS.items():
+        for label, pretraining in labels.items():
+            content = json.dumps(export_run_file(pretraining, label), indent=1, sort_keys=True)
+            _write_if_changed(export_job_file(root, label), content)
     if SWEEP:
         content = json.dumps(comparison_run_file(config, RUNS), indent=1, sort_keys=True)
         _write_if_changed(comparison_paths(config).job_config("compare"), content)

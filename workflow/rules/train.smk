@@ -49,3 +49,25 @@ rule train:
         CONDA_ENV
     shell:
         "{params.command} > {log} 2>&1"
+
+
+# A run that starts from this one (model.pretrained: {config, checkpoint}) reads its chosen
+# checkpoint in the official layout, as it would read RDT-1B (rdtflow/pretraining.py).
+
+
+rule export:
+    wildcard_constraints:
+        root="|".join(re.escape(root) for root in EXPORTS) or "(?!)",
+        label=r"final|best|checkpoint-\d+",
+    input:
+        unpack(export_inputs),
+    output:
+        out_dir=directory(str(PATTERN.export("{label}"))),
+    params:
+        run_config=export_run_config,
+    log:
+        str(PATTERN.job_log("export-{label}")),
+    conda:
+        CONDA_ENV
+    shell:
+        "rdtflow export --run-config {params.run_config} > {log} 2>&1"
