@@ -121,3 +121,24 @@ def test_every_config_key_is_documented(schema):
     undocumented = [key for key, node in _properties(shipped(schema))
                     if not str(node.get("description", "")).strip() and "properties" not in node]
     assert undocumented == []
+
+
+def test_the_fine_tune_study_configs_compare_a_fine_tune_with_the_same_run_from_scratch():
+    pretraining = validate_config(shipped("config/benchmarks/relations-pretrain.yaml"), check_files=True)
+    fine_tune = validate_config(shipped("config/benchmarks/relations-finetune.yaml"), check_files=True)
+    scratch = validate_config(shipped("config/benchmarks/relations-scratch.yaml"), check_files=True)
+    drawn = {"on", "left of", "right of", "above", "below"} - set(pretraining["sim"]["options"]["exclude_relations"])
+    assert drawn == {"on", "left of", "right of", "above"} and fine_tune["sim"]["options"]["relations"] == ["below"]
+    assert fine_tune["model"]["pretrained"] == "results/relations-pretrain/export/final"
+    assert fine_tune["encoders"]["vision_path"] == "results/relations-pretrain/encoders/vision"
+    assert scratch["model"]["pretrained"] is None
+    for section in ("sim", "demos", "split", "data"):  # the same demos and held-out states
+        assert fine_tune[section] == scratch[section], section
+    architecture = ("hidden_size", "depth", "num_heads", "pred_horizon", "img_history_size")
+    assert [fine_tune["model"][key] for key in architecture] == [pretraining["model"][key] for key in architecture] == [
+        scratch["model"][key] for key in architecture]
+    assert fine_tune["train"]["max_steps"] == scratch["train"]["max_steps"] == 1200
+    assert fine_tune["demos"]["n_episodes"] - fine_tune["split"]["held_out"] == 50
+    for config in (pretraining, fine_tune, scratch):  # the units and warmup a user of the published weights keeps
+        assert config["data"]["normalization"]["mode"] == "raw" and config["train"]["lr_scheduler"] == "cosine"
+    assert fine_tune["train"]["learning_rate"] < pretraining["train"]["learning_rate"]

@@ -32,7 +32,9 @@ def settings_from_options(cls: type[Settings], options: dict[str, Any], env: str
         if get_origin(expected) is tuple:
             item = get_args(expected)[0]
             if not isinstance(value, list) or not all(isinstance(entry, item) for entry in value):
-                raise ConfigError(f"sim.options.{key} of {env} is {value!r}; it must be {LIST_KINDS[item]}")
+                yaml_hint = ('; quote "on", "off", "yes" and "no": YAML reads them bare as true or false'
+                             if item is str and isinstance(value, list) and any(isinstance(e, bool) for e in value) else "")
+                raise ConfigError(f"sim.options.{key} of {env} is {value!r}; it must be {LIST_KINDS[item]}{yaml_hint}")
             continue
         accepted = (int, float) if expected is float else (expected,)
         if isinstance(value, bool) != (expected is bool) or not isinstance(value, accepted):

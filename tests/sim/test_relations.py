@@ -111,6 +111,7 @@ def test_each_episode_says_its_own_instruction():
 @pytest.mark.parametrize("options, message", [
     ({"relations": "below"}, "sim.options.relations of builtin-pick-place is 'below'; it must be a list of strings"),
     ({"relations": ["below", 3]}, "it must be a list of strings"),
+    ({"relations": [True, "below"]}, 'it must be a list of strings; quote "on", "off", "yes" and "no": YAML reads them'),
     ({"relations": ["under"]}, "unknown relation 'under': the relations are on, left of, right of, above, below"),
     ({"relations": ["below"], "exclude_relations": ["below"]}, "leave nothing once exclude_relations"),
 ])
