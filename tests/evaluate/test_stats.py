@@ -14,6 +14,8 @@ from rdtflow.evaluate.stats import exact_mcnemar, rate_with_interval, wilson_int
     (0, 50, (0.0, 0.0713)),      # never empty at 0%
     (50, 50, (0.9287, 1.0)),     # nor at 100%
     (1, 2, (0.0945, 0.9055)),
+    (1, 1, (0.2065, 1.0)),       # a single episode already bounds the rate
+    (0, 0, (0.0, 1.0)),          # no episode says nothing
 ])
 def test_wilson_interval_matches_the_score_formula(successes, trials, expected):
     low, high = wilson_interval(successes, trials)
