@@ -205,7 +205,7 @@ def _check_split_sizes(config: dict) -> None:
     """split.held_out must leave episodes both to train on and to evaluate, counted before any job
     runs: demos.n_episodes when generating, else the *.hdf5 files under demos.dir (rejected files
     only lower the count; the split stage checks the valid ones again with the same function)."""
-    from rdtflow.data.split import choose_held_out
+    from rdtflow.data.split import choose_held_out, choose_training
     from rdtflow.data.validate import (
         DemoValidationError,
         episode_id,
@@ -229,9 +229,10 @@ def _check_split_sizes(config: dict) -> None:
             raise ConfigError(str(error)) from None
         source = f"the {len(ids)} *.hdf5 files under demos.dir {folder}"
     try:
-        choose_held_out(ids, held_out, config["split"]["seed"])
+        chosen = choose_held_out(ids, held_out, config["split"]["seed"])
+        choose_training(ids, chosen, config["split"]["train_episodes"], config["split"]["seed"])
     except ValueError as error:
-        raise ConfigError(f"split.held_out does not fit {source}: {error}") from None
+        raise ConfigError(f"split does not fit {source}: {error}") from None
 
 
 Check = Callable[[dict], None]

@@ -157,7 +157,7 @@ FILE_CASES = {
     ),
     "nothing left to train on": (
         config_with(split={"held_out": 10}),
-        r"split.held_out does not fit the demos.n_episodes=10 generated episodes: .*hold out between 1 and 9",
+        r"split does not fit the demos.n_episodes=10 generated episodes: .*hold out between 1 and 9",
     ),
 }
 

@@ -2,6 +2,10 @@
 
 Held-out episodes are never trained on; evaluation replays them (open loop) and re-simulates
 their initial states (closed loop), so the split must be reproducible from the seed alone.
+
+`split.train_episodes: N` trains on only the first N of the remaining episodes in the same
+seeded shuffle and marks the others `unused`: the held-out episodes do not move with N, and a
+smaller N trains on a subset of a larger one, so a demo-scaling study compares like with like.
 """
 
 from __future__ import annotations
@@ -39,6 +43,12 @@ def _check_both_sides(n_held_out: int, n_valid: int, held_out: object) -> None:
         )
 
 
+def seeded_order(valid_ids: list[str], seed: int) -> list[str]:
+    """The sorted ids in the split seed's shuffle: held-out episodes are taken first, then the trained ones."""
+    valid_ids = sorted(valid_ids)
+    return [valid_ids[i] for i in np.random.default_rng(seed).permutation(len(valid_ids))]
+
+
 def choose_held_out(valid_ids: list[str], held_out: int | float | list[str], seed: int) -> set[str]:
     """The held-out episode ids: the given list, or the first ones of a seeded shuffle of the sorted ids."""
     valid_ids = sorted(valid_ids)
@@ -51,10 +61,23 @@ def choose_held_out(valid_ids: list[str], held_out: int | float | list[str], see
             )
         chosen = set(held_out)
     else:
-        order = np.random.default_rng(seed).permutation(len(valid_ids))
-        chosen = {valid_ids[i] for i in order[: _held_out_count(held_out, len(valid_ids))]}
+        chosen = set(seeded_order(valid_ids, seed)[: _held_out_count(held_out, len(valid_ids))])
     _check_both_sides(len(chosen), len(valid_ids), held_out)
     return chosen
+
+
+def choose_training(valid_ids: list[str], held_out: set[str], train_episodes: int | None, seed: int) -> set[str]:
+    """The ids trained on: every valid episode not held out, or the first `train_episodes` of them
+    in the split seed's shuffle."""
+    remaining = [episode for episode in seeded_order(valid_ids, seed) if episode not in held_out]
+    if train_episodes is None:
+        return set(remaining)
+    if train_episodes > len(remaining):
+        raise ConfigError(
+            f"split.train_episodes={train_episodes}, but only {len(remaining)} valid episodes are not held out: lower "
+            f"it to at most {len(remaining)}, or record (or generate) more demonstrations"
+        )
+    return set(remaining[:train_episodes])
 
 
 def _held_out_spec(valid: pd.DataFrame, held_out: int | float | list[str] | dict) -> int | float | list[str]:
@@ -72,12 +95,15 @@ def _held_out_spec(valid: pd.DataFrame, held_out: int | float | list[str] | dict
 
 
 def split_episodes(validated_path: Path, split_cfg: dict, index_out: Path) -> pd.DataFrame:
-    """Add a ``split`` column (train / held_out / rejected) to validated.parquet; write index.parquet."""
+    """Add a ``split`` column (train / held_out / unused / rejected) to validated.parquet; write index.parquet."""
     index = pd.read_parquet(validated_path)
     valid = index["valid"].astype(bool)
-    held_out = choose_held_out(index.loc[valid, "episode_id"].tolist(), _held_out_spec(index[valid], split_cfg["held_out"]),
-                               split_cfg["seed"])
-    index["split"] = np.where(~valid, "rejected", np.where(index["episode_id"].isin(held_out), "held_out", "train"))
+    valid_ids = index.loc[valid, "episode_id"].tolist()
+    held_out = choose_held_out(valid_ids, _held_out_spec(index[valid], split_cfg["held_out"]), split_cfg["seed"])
+    training = choose_training(valid_ids, held_out, split_cfg["train_episodes"], split_cfg["seed"])
+    episode = index["episode_id"]
+    index["split"] = np.select([~valid, episode.isin(held_out), episode.isin(training)],
+                               ["rejected", "held_out", "train"], default="unused")
     Path(index_out).parent.mkdir(parents=True, exist_ok=True)
     index.to_parquet(index_out, index=False)
     return index

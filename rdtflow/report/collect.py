@@ -20,7 +20,7 @@ SUCCESS_NOT_MEASURED = "no simulator: success rate not measured"
 """Shown wherever a success rate is null: offline data has no simulator to roll out in."""
 
 EVALUATION_COLUMNS = ["step", "success_rate", "success_low", "success_high", "n_episodes", "open_loop_mse"]
-SPLITS = ["train", "held_out", "rejected"]
+SPLITS = ["train", "held_out", "unused", "rejected"]
 
 
 def is_missing(value: Any) -> bool:
@@ -106,9 +106,9 @@ def load_split_counts(index_parquet: Path) -> dict[str, int]:
 
 
 def load_episode_lengths(index_parquet: Path) -> pd.DataFrame:
-    """Steps of every valid episode with its split (train or held_out), for the length histogram."""
+    """Steps of every trained and held-out episode with its split, for the length histogram."""
     index = pd.read_parquet(index_parquet, columns=["episode_id", "split", "n_steps"])
-    return index.loc[index["split"] != "rejected"].reset_index(drop=True)
+    return index.loc[index["split"].isin(["train", "held_out"])].reset_index(drop=True)
 
 
 def load_benchmarks(benchmark_files: list[Path]) -> pd.DataFrame:

@@ -73,11 +73,11 @@ def test_a_demo_reads_the_joint_states_joined_and_the_next_state_as_its_action(r
 
 def test_robomimics_valid_mask_is_the_held_out_set(robomimic_folder: Path, tmp_path: Path) -> None:
     validate(robomimic_folder, preset("robomimic"))
-    index = split_episodes(tmp_path / "data" / "validated.parquet", {"held_out": {"mask": "valid"}, "seed": 0},
-                           tmp_path / "data" / "index.parquet")
+    split_cfg = {"held_out": {"mask": "valid"}, "seed": 0, "train_episodes": None}
+    index = split_episodes(tmp_path / "data" / "validated.parquet", split_cfg, tmp_path / "data" / "index.parquet")
     assert index.loc[index["split"] == "held_out", "episode_id"].tolist() == ["image/demo_11"]
     with pytest.raises(ConfigError, match=r"no valid episode is in mask 'test' \(the files' /mask groups hold train, valid\)"):
-        split_episodes(tmp_path / "data" / "validated.parquet", {"held_out": {"mask": "test"}, "seed": 0},
+        split_episodes(tmp_path / "data" / "validated.parquet", {"held_out": {"mask": "test"}, "seed": 0, "train_episodes": None},
                        tmp_path / "data" / "other.parquet")
 
 

@@ -22,7 +22,7 @@ def index_path(demo_dir: Path, good_demos, data_cfg: dict) -> Path:
     write_synthetic_episode(demo_dir / "short.hdf5", n_steps=5, seed=50)
     out = demo_dir.parent / "data"
     validate_demos(demo_dir, data_cfg, out / "validated.parquet", out / "validation.json")
-    split_episodes(out / "validated.parquet", {"held_out": 1, "seed": 0}, out / "index.parquet")
+    split_episodes(out / "validated.parquet", {"held_out": 1, "seed": 0, "train_episodes": None}, out / "index.parquet")
     return out / "index.parquet"
 
 

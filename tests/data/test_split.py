@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from rdtflow.data.split import split_episodes
+from rdtflow.errors import ConfigError
 
 
 def write_validated(tmp_path: Path, n_valid: int, n_rejected: int = 0) -> Path:
@@ -19,9 +20,11 @@ def write_validated(tmp_path: Path, n_valid: int, n_rejected: int = 0) -> Path:
     return path
 
 
-def split(tmp_path: Path, held_out, seed: int = 0, n_valid: int = 10, n_rejected: int = 0) -> pd.DataFrame:
+def split(tmp_path: Path, held_out, seed: int = 0, n_valid: int = 10, n_rejected: int = 0,
+          train_episodes: int | None = None) -> pd.DataFrame:
     validated = write_validated(tmp_path, n_valid, n_rejected)
-    split_episodes(validated, {"held_out": held_out, "seed": seed}, tmp_path / "index.parquet")
+    split_episodes(validated, {"held_out": held_out, "seed": seed, "train_episodes": train_episodes},
+                   tmp_path / "index.parquet")
     return pd.read_parquet(tmp_path / "index.parquet")
 
 
@@ -48,9 +51,10 @@ def test_split_is_deterministic_and_seeded(tmp_path: Path) -> None:
 
 def test_split_does_not_depend_on_row_order(tmp_path: Path) -> None:
     validated = write_validated(tmp_path, 10)
-    expected = held_out_ids(split_episodes(validated, {"held_out": 3, "seed": 4}, tmp_path / "a.parquet"))
+    split_cfg = {"held_out": 3, "seed": 4, "train_episodes": None}
+    expected = held_out_ids(split_episodes(validated, split_cfg, tmp_path / "a.parquet"))
     pd.read_parquet(validated).iloc[::-1].to_parquet(validated, index=False)
-    assert held_out_ids(split_episodes(validated, {"held_out": 3, "seed": 4}, tmp_path / "b.parquet")) == expected
+    assert held_out_ids(split_episodes(validated, split_cfg, tmp_path / "b.parquet")) == expected
 
 
 def test_explicit_list(tmp_path: Path) -> None:
@@ -71,3 +75,25 @@ def test_everything_held_out_is_an_error(tmp_path: Path, held_out) -> None:
 def test_single_valid_episode_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="only 1 valid episode.*at least 2"):
         split(tmp_path, held_out=0.2, n_valid=1, n_rejected=3)
+
+
+def trained_ids(index: pd.DataFrame) -> set[str]:
+    return set(index.loc[index["split"] == "train", "episode_id"])
+
+
+def test_fewer_training_episodes_keep_the_held_out_ones_and_nest(tmp_path: Path) -> None:
+    """A demo-scaling study: the held-out set does not move with the number trained on, and
+    each smaller training set is part of every larger one."""
+    everything = split(tmp_path, held_out=5, n_valid=20, n_rejected=1)
+    splits = {count: split(tmp_path, held_out=5, n_valid=20, n_rejected=1, train_episodes=count) for count in (3, 8, 15)}
+    for count, index in splits.items():
+        assert held_out_ids(index) == held_out_ids(everything) and len(trained_ids(index)) == count
+        assert index["split"].value_counts().to_dict() == {
+            key: value for key, value in {"held_out": 5, "unused": 15 - count, "train": count, "rejected": 1}.items()
+            if value}
+    assert trained_ids(splits[3]) < trained_ids(splits[8]) < trained_ids(splits[15]) == trained_ids(everything)
+
+
+def test_more_training_episodes_than_there_are_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="split.train_episodes=9, but only 7 valid episodes are not held out"):
+        split(tmp_path, held_out=3, train_episodes=9)
