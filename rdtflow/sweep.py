@@ -50,18 +50,22 @@ def expand_sweep(config: dict, check_files: bool = False) -> list[SweepRun]:
         return [SweepRun(config["run"], {}, validate_config(config, check_files=check_files))]
     validate_config(copy.deepcopy(config))  # the base and the sweep's shape, with the usual messages
     sweep = config["sweep"]
-    reserved = [key for key in sweep if key.split(".")[0] in RESERVED_KEYS]
+    set_keys = [name for key, values in sweep.items()
+                for name in ([key] if isinstance(values, list) else [k for group in values.values() for k in group])]
+    reserved = sorted({key for key in set_keys if key.split(".")[0] in RESERVED_KEYS})
     if reserved:
         raise ConfigError(f"sweep cannot vary {', '.join(reserved)}: they name where the sweep's runs go")
     base = {key: value for key, value in config.items() if key != "sweep"}
     results = Path(base.get("results_dir", "results")) / base["run"]
     runs, checked = [], set()
-    for combination in itertools.product(*sweep.values()):
+    choices = [list(values) if isinstance(values, dict) else values for values in sweep.values()]
+    for combination in itertools.product(*choices):
         values = dict(zip(sweep, combination))
         label = "_".join(f"{key}-{_slug(value)}" for key, value in values.items())
         run = copy.deepcopy(base)
         for key, value in values.items():
-            _set_key(run, key, value)
+            for name, setting in (sweep[key][value].items() if isinstance(sweep[key], dict) else [(key, value)]):
+                _set_key(run, name, setting)
         run |= {"run": label, "results_dir": str(results), "shared_dir": str(results / "stages")}
         fingerprint = json.dumps({section: run.get(section) for section in FILE_CHECK_SECTIONS}, sort_keys=True,
                                  default=str)
@@ -137,19 +141,28 @@ def comparison_files(sweep_config: dict, runs: list[SweepRun]) -> StageFiles:
     paths = comparison_paths(sweep_config)
     inputs = []
     for run in runs:
-        own, baseline, plan = (stage_paths(run.config, stage) for stage in ("eval", "baseline", "plan"))
+        own, baseline, plan, split = (stage_paths(run.config, stage) for stage in ("eval", "baseline", "plan", "split"))
         steps = checkpoint_steps(run.config["train"])
+        pretraining = (run.config.get("pretraining") or {}).get("run")
         inputs.append({
             "label": run.label, "values": run.values,
+            "facts": {"seed": run.config["seed"], "init": "pretrained" if run.config["model"]["pretrained"] else "scratch",
+                      "pretraining": None if pretraining is None else pretraining["run"]},
             "eval_files": [str(own.evaluation(step)) for step in steps],
             "baseline_json": str(baseline.baseline),
             "report_html": str(own.report),
             "plan_json": str(plan.plan),
+            "index_parquet": str(split.index),
             "benchmark_files": [str(own.job_benchmark(stage, step)) for stage, step in active_jobs(run.config)
                                 if stage in ("train", "eval")],
+            # what the run it starts from cost: its demos and training, paid once for every run
+            "pretraining_benchmark_files": [] if pretraining is None else [
+                str(stage_paths(pretraining, stage).job_benchmark(stage, step)) for stage, step in active_jobs(pretraining)
+                if stage in ("demos", "train")],
         })
     return StageFiles({"runs": inputs}, {"out_html": str(paths.root / "index.html"),
                                          "figure_png": str(paths.root / "comparison.png"),
+                                         "scaling_png": str(paths.root / "scaling.png"),
                                          "table_csv": str(paths.root / "runs.csv")})
 
 

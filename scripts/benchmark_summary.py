@@ -21,8 +21,21 @@ def percent(evaluation: dict, key: str = "success") -> str:
     return f"{evaluation[f'{key}_rate']:.1%} [{low:.1%}, {high:.1%}]"
 
 
+def sweep_summary(config: dict) -> None:
+    """A sweep's runs (runs.csv): final success with its interval, the best checkpoint, time."""
+    table = pd.read_csv(RunPaths.from_config(config).root / "runs.csv")
+    print("| init | demos | seed | final success [95% interval] | best (step) | training |")
+    print("|---|---|---|---|---|---|")
+    for row in table.sort_values(["init", "n_demos", "seed"]).itertuples():
+        print(f"| {row.init} | {row.n_demos} | {row.seed} | {row.success:.1%} [{row.success_low:.1%}, "
+              f"{row.success_high:.1%}] | {row.best_success:.1%} ({row.best_step}) | {row.train_seconds:.0f} s |")
+
+
 def main(config_path: str) -> None:
     config = yaml.safe_load(Path(config_path).read_text())
+    if "sweep" in config:
+        sweep_summary(config)
+        return
     run = RunPaths.from_config(config)
     expert = run.demos / "expert.json"
     if expert.is_file():

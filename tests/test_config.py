@@ -93,7 +93,10 @@ def test_every_mapping_in_the_schema_refuses_unknown_keys() -> None:
     # sim.options by the environment it configures (rdtflow.sim.options, tested below); a sweep's
     # keys are config keys, each run checked against this schema (tests/test_sweep.py); the
     # resolved config of a run that model.pretrained names, validated as a config of its own
+    # a sweep's named group: each setting of a name is a config key, checked the same way
     assert open_mappings(schema) == [".properties.pretraining.properties.run", ".properties.sweep",
+                                     ".properties.sweep.additionalProperties.oneOf[1]",
+                                     ".properties.sweep.additionalProperties.oneOf[1].additionalProperties",
                                      ".properties.hardware.oneOf[1]", ".properties.sim.properties.options"]
 
 

@@ -55,6 +55,16 @@ def test_a_data_setting_shares_only_the_stages_before_it(tmp_path):
     assert shared == {"demos", "encoders", "validate"}
 
 
+def test_a_named_group_sets_several_keys_together(tmp_path):
+    arms = {"fast": {"train.learning_rate": 0.002, "train.lr_warmup_steps": 2},
+            "slow": {"train.learning_rate": 0.0005}}
+    runs = expand_sweep(sweep_config(tmp_path, {"arm": arms, "seed": [0, 1]}))
+    assert [run.label for run in runs] == ["arm-fast_seed-0", "arm-fast_seed-1", "arm-slow_seed-0", "arm-slow_seed-1"]
+    assert [(run.values["arm"], run.config["train"]["learning_rate"], run.config["train"]["lr_warmup_steps"])
+            for run in runs] == [("fast", 0.002, 2), ("fast", 0.002, 2), ("slow", 0.0005, 1), ("slow", 0.0005, 1)]
+    with pytest.raises(ConfigError, match="sweep cannot vary results_dir"):
+        expand_sweep(sweep_config(tmp_path, {"arm": {"elsewhere": {"results_dir": "x"}}}))
+
 def test_a_hardware_mapping_is_an_inline_profile(tmp_path):
     layouts = [{"profile": "cpu", "per_device_batch": 8}, {"profile": "cpu", "per_device_batch": 2, "processes_per_node": 2}]
     runs = expand_sweep(sweep_config(tmp_path, {"hardware": layouts}))
@@ -110,10 +120,10 @@ def test_a_sweep_shares_its_data_and_a_seed_added_later_trains_only_itself(tmp_p
     assert list(table["label"]) == ["seed-0", "seed-1"] and list(table["seed"]) == [0, 1]
     for run in table.itertuples():
         evaluation = json.loads((sweep / run.label / "eval" / "checkpoint-2.json").read_text())
-        assert run.final_step == 2 and run.final_success == evaluation["success_rate"] and run.train_seconds > 0
+        assert run.final_step == 2 and run.success == evaluation["success_rate"] and run.train_seconds > 0
         assert (sweep / run.report).is_file()
     page = (sweep / "index.html").read_text()
-    mean, std = table["final_success"].mean(), table["final_success"].std()
+    mean, std = table["success"].mean(), table["success"].std()
     assert f"final success {mean:.1%} ± {100 * std:.1f} pp" in page and page.count('href="seed-') == 2
     assert "data:image/png;base64," in page
     weights = {(sweep / f"seed-{seed}" / "train" / "checkpoint-2" / "model.safetensors").read_bytes() for seed in (0, 1)}

@@ -1,5 +1,8 @@
 """A sweep's comparison page: every run's success per checkpoint, each setting's mean +- spread
-over its seeds, a table of runs with links to their own reports.
+over its seeds, a table of runs with links to their own reports; and where the runs train on
+different numbers of demos (split.train_episodes), success against the number of demos per
+arm (pretrained or from scratch), the two arms compared on the same held-out states, and what
+the pretraining cost.
 
 A paper states a result over seeds: on one machine every run is bitwise reproducible, but
 another processor's float kernels give other numbers, so only the spread over seeds says how
@@ -19,9 +22,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
+from rdtflow.evaluate.stats import exact_mcnemar
 from rdtflow.report.collect import best_checkpoint, evaluations_frame, is_missing, load_benchmarks, read_json
 from rdtflow.report.figures import DPI
 from rdtflow.report.page import TEMPLATES, data_uri
+
+ARM_COLORS = {"pretrained": "C0", "scratch": "C3"}
 
 REPLICATE_KEY = "seed"
 """The swept key whose runs repeat one setting (rdtflow.sweep.REPLICATE_KEY)."""
@@ -55,13 +61,15 @@ def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, 
         best, final = best_checkpoint(evals), evals.iloc[-1].to_dict()
         times = load_benchmarks(run["benchmark_files"]).groupby("stage")["seconds"].sum()
         setting = _setting(run["values"])
+        splits = pd.read_parquet(run["index_parquet"], columns=["split"])["split"]
         rows.append({
             "label": run["label"], "setting": setting, **{key: value_text(value) for key, value in run["values"].items()},
+            "seed": run["facts"]["seed"], "init": run["facts"]["init"], "n_demos": int((splits == "train").sum()),
             "layout": layout_text(read_json(run["plan_json"])),
             "best_step": best["step"], "best_success": best["success_rate"],
             "best_low": best["success_low"], "best_high": best["success_high"],
-            "final_step": int(final["step"]), "final_success": final["success_rate"],
-            "final_low": final["success_low"], "final_high": final["success_high"],
+            "final_step": int(final["step"]), "success": final["success_rate"],
+            "success_low": final["success_low"], "success_high": final["success_high"],
             "n_episodes": int(final["n_episodes"]), "baseline_success": read_json(run["baseline_json"])["success_rate"],
             "train_seconds": times.get("train"), "eval_seconds": times.get("eval"),
             "report": os.path.relpath(run["report_html"], page_dir),
@@ -76,8 +84,8 @@ def setting_summary(rows: pd.DataFrame) -> pd.DataFrame:
     grouped = rows.groupby("setting", sort=False)
     summary = grouped.agg(
         runs=("label", "size"),
-        final_mean=("final_success", "mean"), final_std=("final_success", "std"),
-        final_min=("final_success", "min"), final_max=("final_success", "max"),
+        final_mean=("success", "mean"), final_std=("success", "std"),
+        final_min=("success", "min"), final_max=("success", "max"),
         best_mean=("best_success", "mean"), best_std=("best_success", "std"),
         train_seconds=("train_seconds", "mean"), eval_seconds=("eval_seconds", "mean"),
     )
@@ -107,7 +115,7 @@ def plot_comparison(curves: pd.DataFrame, rows: pd.DataFrame, out_png: Path) -> 
     by_step.set(xlabel="optimizer step", ylabel="held-out success", title="success per checkpoint, every run")
     by_step.legend(fontsize="x-small", frameon=False)
     for position, setting in enumerate(settings):
-        final = rows.loc[rows["setting"] == setting, "final_success"].astype(float)
+        final = rows.loc[rows["setting"] == setting, "success"].astype(float)
         by_setting.scatter([position] * len(final), final, color=colors[setting], alpha=0.7, zorder=3)
         spread = final.std() if len(final) > 1 else 0.0
         by_setting.errorbar([position], [final.mean()], yerr=[spread], color="black", capsize=6, marker="_",
@@ -124,18 +132,80 @@ def plot_comparison(curves: pd.DataFrame, rows: pd.DataFrame, out_png: Path) -> 
     figure.savefig(out_png, dpi=DPI)
 
 
+def plot_scaling(rows: pd.DataFrame, out_png: Path) -> None:
+    """Final held-out success against the number of training demos, one line per arm through
+    the mean over seeds, each seed a dot, and the Wilson 95% band of a count run with one seed."""
+    figure = Figure(figsize=(6.4, 4.2), dpi=DPI)
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    for init, arm in rows.groupby("init", sort=False):
+        color = ARM_COLORS.get(init, "C2")
+        by_count = arm.groupby("n_demos").agg(mean=("success", "mean"), runs=("success", "size"),
+                                              low=("success_low", "first"), high=("success_high", "first"))
+        axis.plot(by_count.index, by_count["mean"], color=color, marker="o", label=f"{init} (mean over seeds)")
+        single = by_count.loc[by_count["runs"] == 1].astype(float)
+        axis.fill_between(single.index, single["low"], single["high"], color=color, alpha=0.15, linewidth=0)
+        axis.scatter(arm["n_demos"], arm["success"].astype(float), color=color, alpha=0.6, s=14, zorder=3)
+    if rows["n_demos"].nunique() > 2:
+        axis.set_xscale("log")
+    counts = sorted(rows["n_demos"].unique())
+    axis.set_xticks(counts, [str(count) for count in counts])
+    axis.set(xlabel="training demos", ylabel="final checkpoint's held-out success",
+             title="success against demos (band: Wilson 95%)")
+    axis.yaxis.set_major_formatter(PercentFormatter(1.0))
+    axis.set_ylim(-0.02, 1.02)
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize="small", frameon=False)
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=DPI)
+
+
+def paired_arms(runs: list[dict[str, Any]], rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per (demos, seed) run from both a pretrained checkpoint and scratch: their final
+    checkpoints on the same held-out states, with the exact McNemar test."""
+    finals = {run["label"]: {e["episode_id"]: bool(e["success"]) for e in read_json(run["eval_files"][-1])["episodes"]}
+              for run in runs}
+    pairs = []
+    for (count, seed), group in rows.groupby(["n_demos", "seed"]):
+        arms = {row.init: row for row in group.itertuples()}
+        if not {"pretrained", "scratch"} <= set(arms):
+            continue
+        pretrained, scratch = finals[arms["pretrained"].label], finals[arms["scratch"].label]
+        episodes = sorted(pretrained)
+        if sorted(scratch) != episodes:
+            raise ValueError(f"{arms['pretrained'].label} and {arms['scratch'].label} were evaluated on other held-out "
+                             "states: give both arms the same demos and split")
+        test = exact_mcnemar([pretrained[e] for e in episodes], [scratch[e] for e in episodes])
+        pairs.append({"n_demos": int(count), "seed": int(seed), "n": len(episodes),
+                      "pretrained": arms["pretrained"].success, "scratch": arms["scratch"].success, **test})
+    return pairs
+
+
+def pretraining_cost(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run the sweep's runs start from, with the wall time of its demos and its training."""
+    costs = {}
+    for run in runs:
+        name = run["facts"]["pretraining"]
+        if name is not None and name not in costs:
+            times = load_benchmarks(run["pretraining_benchmark_files"]).groupby("stage")["seconds"].sum()
+            costs[name] = {"run": name, "demos_seconds": times.get("demos"), "train_seconds": times.get("train")}
+    return list(costs.values())
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows for the template, with NaN as None (shown as missing)."""
     return [{key: None if is_missing(value) else value for key, value in row.items()} for row in frame.to_dict("records")]
 
 
 def write_comparison(*, config: dict, runs: list[dict[str, Any]], out_html: Path, figure_png: Path,
-                     table_csv: Path) -> None:
-    """Write the comparison page, its figure and the table of runs (CSV)."""
+                     scaling_png: Path, table_csv: Path) -> None:
+    """Write the comparison page, its figures and the table of runs (CSV)."""
     out_html = Path(out_html)
     rows, curves = run_rows(runs, out_html.parent)
     summary = setting_summary(rows)
     plot_comparison(curves, rows, figure_png)
+    plot_scaling(rows, scaling_png)
     Path(table_csv).parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(table_csv, index=False)
     page = {
@@ -145,5 +215,8 @@ def write_comparison(*, config: dict, runs: list[dict[str, Any]], out_html: Path
         "summary": _records(summary),
         "runs": _records(rows),
         "figure": data_uri(Path(figure_png).read_bytes(), "image/png"),
+        "scaling": (data_uri(Path(scaling_png).read_bytes(), "image/png") if rows["n_demos"].nunique() > 1 else None),
+        "pairs": paired_arms(runs, rows),
+        "pretraining": pretraining_cost(runs),
     }
     out_html.write_text(TEMPLATES.get_template("compare.html.j2").render(page=page), encoding="utf-8")

@@ -76,9 +76,10 @@ def format_config_value(value: Any) -> str:
     return str(value)
 
 
-def breakable(name: str) -> str:
-    """A long folder name that may wrap after each "_" (a zero-width space there), not inside words."""
-    return name.replace("_", "_\u200b")
+def breakable(name: Any) -> str:
+    """A long folder name (or a swept value) that may wrap after each "_" (a zero-width space
+    there), not inside words."""
+    return str(name).replace("_", "_\u200b")
 
 
 FILTERS = {"rate": format_rate, "interval": format_interval, "stage_rate": format_stage_rate, "number": format_number,

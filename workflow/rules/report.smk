@@ -32,7 +32,7 @@ if SWEEP:
     rule compare:
         input:
             [path for run in comparison_files(config, RUNS).inputs["runs"] for key, paths in run.items()
-             if key not in ("label", "values") for path in (paths if isinstance(paths, list) else [paths])],
+             if key not in ("label", "values", "facts") for path in (paths if isinstance(paths, list) else [paths])],
         output:
             **comparison_files(config, RUNS).outputs,
         params:
