@@ -143,6 +143,13 @@ def _report(job: Job) -> None:
     print(f"report: {Path(job.outputs['out_html']).resolve()}")
 
 
+def _transfer(job: Job) -> None:
+    from rdtflow.evaluate.run import evaluate_transfer
+
+    for name, result in evaluate_transfer(config=job.config, **_paths(job)).items():
+        print(f"{name}: success {result['success_rate']:.1%} on {result['n_episodes']} held-out episodes")
+
+
 def _compare(job: Job) -> None:
     from rdtflow.report.compare import write_comparison
 
@@ -205,6 +212,8 @@ STAGES: dict[str, tuple[Callable[[Job], None], str]] = {
     "retention": (_retention, "Apply train.checkpoints_total_limit once checkpoint --step is evaluated: delete the "
                   "weights of checkpoints that are neither the best by held-out success nor the latest."),
     "baseline": (_baseline, "Evaluate the blind mean-trajectory baseline on the held-out episodes."),
+    "transfer": (_transfer, "eval.transfer: the weights a fine-tune starts from on its own held-out episodes "
+                 "(zero-shot), and those weights and its final checkpoint on its pretraining's held-out episodes."),
     "report": (_report, "Write the self-contained HTML report (report/index.html) and provenance.json."),
     "compare": (_compare, "Compare the runs of a sweep (a config with `sweep:`): every run's success per checkpoint, "
                 "each setting's mean +- spread over seeds, links to each run's report; results/{run}/index.html."),

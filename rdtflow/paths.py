@@ -117,6 +117,10 @@ class RunPaths:
         best or checkpoint-STEP (rdtflow.pretraining)."""
         return self.root / "export" / label
 
+    def transfer(self, name: str) -> Path:
+        """An evaluation across runs (eval.transfer): start-own, start-pretraining, final-pretraining."""
+        return self.root / "eval" / "transfer" / f"{name}.json"
+
     @property
     def baseline(self) -> Path:
         return self.root / "eval" / "baseline.json"

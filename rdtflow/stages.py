@@ -42,9 +42,12 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "eval": ("data", "sim", "encoders", "model", "train", "hardware", "eval"),
     "retention": ("train",),
     "baseline": ("data", "sim", "model", "eval"),
+    "transfer": ("data", "sim", "encoders", "model", "train", "hardware", "eval"),
     "report": ("seed", "demos", "sim", "data", "split", "encoders", "model", "train", "hardware", "eval"),
 }
 STEP_STAGES = ("train", "eval", "retention")  # one job per checkpoint step
+TRANSFER_EVALUATIONS = ("start-own", "start-pretraining", "final-pretraining")
+"""eval.transfer's evaluations: (weights) on (whose held-out states)."""
 
 UPSTREAM: dict[str, tuple[str, ...]] = {
     "validate": ("demos",),
@@ -91,6 +94,7 @@ def active_jobs(config: dict) -> list[tuple[str, int | None]]:
         "encoders": encoders["vision_path"] is not None and encoders["text_path"] is not None,
         "encode_images": not config["model"]["precompute_image_features"],
         "retention": config["train"]["checkpoints_total_limit"] is None,
+        "transfer": not (config["eval"]["transfer"] and "pretraining" in config),
     }
     steps = checkpoint_steps(config["train"])
     return [(stage, step) for stage in STAGE_SECTIONS if not skipped.get(stage, False)
@@ -160,6 +164,7 @@ def stage_files(config: dict, stage: str, step: int | str | None = None) -> Stag
              **_tracking(config, paths, "eval", step)},
         ),
         "retention": lambda: _retention_files(paths, steps, step),
+        "transfer": lambda: _transfer_files(config, paths, str(vision), steps),
         "baseline": lambda: StageFiles({"index_path": str(at("split").index), "stats_path": str(at("manifest").stats)},
                                        {"out_path": str(at("baseline").baseline),
                                         "video_dir": str(at("baseline").videos(None))}),
@@ -209,6 +214,23 @@ def _train_files(config: dict, at: Callable[[str], RunPaths], vision: str, text:
     else:
         inputs |= _pretrained(model)
     return StageFiles(inputs, {"checkpoint_out": str(paths.checkpoint(step)), **_tracking(config, paths, "train", step)})
+
+
+def _transfer_files(config: dict, paths: RunPaths, vision: str, steps: list[int]) -> StageFiles:
+    """eval.transfer: the weights this run starts from (the export model.pretrained became) and
+    its final checkpoint, with this run's and the pretraining's held-out states and instructions.
+    A run without a link has no transfer job (active_jobs), only its output names."""
+    outputs = {f"{name.replace('-', '_')}_out": str(paths.transfer(name)) for name in TRANSFER_EVALUATIONS}
+    if "pretraining" not in config:
+        return StageFiles({}, outputs)
+    pretraining = config["pretraining"]["run"]
+    return StageFiles(
+        {"start_dir": config["model"]["pretrained"], "final_dir": str(paths.checkpoint(steps[-1])),
+         "index_path": str(stage_paths(config, "split").index), "language_path": str(stage_paths(config, "encode_lang").language),
+         "pretraining_index_path": str(stage_paths(pretraining, "split").index),
+         "pretraining_language_path": str(stage_paths(pretraining, "encode_lang").language), "vision_dir": vision},
+        outputs,
+    )
 
 
 def _retention_files(paths: RunPaths, steps: list[int], step: int | str) -> StageFiles:

@@ -23,7 +23,7 @@ import yaml
 from rdtflow.config import FILE_CHECKS, SCHEMA_PATH, validate_config
 from rdtflow.errors import ConfigError
 from rdtflow.paths import RunPaths
-from rdtflow.stages import StageFiles, active_jobs, stage_paths
+from rdtflow.stages import TRANSFER_EVALUATIONS, StageFiles, active_jobs, stage_paths
 from rdtflow.train.launch import eval_job_resources, train_job_resources
 from rdtflow.train.layout import checkpoint_steps
 
@@ -153,6 +153,8 @@ def comparison_files(sweep_config: dict, runs: list[SweepRun]) -> StageFiles:
             "report_html": str(own.report),
             "plan_json": str(plan.plan),
             "index_parquet": str(split.index),
+            "transfer_files": [str(own.transfer(name)) for name in TRANSFER_EVALUATIONS]
+            if ("transfer", None) in active_jobs(run.config) else [],
             "benchmark_files": [str(own.job_benchmark(stage, step)) for stage, step in active_jobs(run.config)
                                 if stage in ("train", "eval")],
             # what the run it starts from cost: its demos and training, paid once for every run

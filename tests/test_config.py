@@ -53,7 +53,7 @@ SCHEMA_CASES = {
     ),
     "unknown key without a near miss": (
         config_with(eval={"gpus": 2}),
-        "eval.gpus: unknown key; valid: execute_horizon, open_loop_stride, seed, frame_codec, videos, threads",
+        "eval.gpus: unknown key; valid: execute_horizon, open_loop_stride, seed, frame_codec, transfer, videos, threads",
     ),
     "wrong type": (config_with(train={"max_steps": "3k"}), "train.max_steps: got '3k', expected an integer >= 1"),
     "out of range": (

@@ -17,7 +17,7 @@ from tests.helpers.pretraining import fine_tune_config, pretraining_config, writ
 from tests.helpers.workflow import snakemake
 
 COLUMNS = ["init", "n_demos", "seed", "success", "n_episodes", "success_low", "success_high", "best_step",
-           "best_success", "train_seconds"]
+           "best_success", "train_seconds", "zero_shot", "pretraining_tasks_start", "pretraining_tasks_final"]
 
 
 def study_config(folder, results) -> dict:
@@ -26,6 +26,7 @@ def study_config(folder, results) -> dict:
     base["model"].pop("pretrained")
     base["demos"]["n_episodes"] = 7  # a pool of 4 to train on, 3 held out
     base["split"] = {"held_out": 3}
+    base["eval"] = {**base["eval"], "transfer": True}
     return {**base, "run": "scaling", "sweep": {
         "init": {"pretrained": {"model.pretrained": {"config": str(pretraining), "checkpoint": "final"},
                                 "train.learning_rate": 0.001},
@@ -48,6 +49,20 @@ def test_runs_csv_has_one_row_per_arm_and_demo_count(study):
         ("pretrained", 2, 0), ("pretrained", 4, 0), ("scratch", 2, 0), ("scratch", 4, 0)]
     assert (table["n_episodes"] == 3).all() and (table["train_seconds"] > 0).all()
     assert ((table["success_low"] <= table["success"]) & (table["success"] <= table["success_high"])).all()
+    pretrained = table["init"] == "pretrained"  # eval.transfer: only a run that starts from another has these
+    assert table.loc[pretrained, "zero_shot"].notna().all() and table.loc[~pretrained, "zero_shot"].isna().all()
+
+
+def test_the_fine_tunes_are_also_judged_zero_shot_and_on_the_pretrainings_own_states(study):
+    transfer = study["root"] / "init-pretrained_split.train_episodes-2" / "eval" / "transfer"
+    own, before, after = (json.loads((transfer / f"{name}.json").read_text())
+                          for name in ("start-own", "start-pretraining", "final-pretraining"))
+    assert (own["step"], before["step"], after["step"]) == (0, 0, 2)
+    assert {e["instruction"] for e in own["episodes"]} == {"pick up the red block and place it below the green square"}
+    pretraining_states = {e["instruction"] for e in before["episodes"]}
+    assert pretraining_states == {e["instruction"] for e in after["episodes"]} and len(before["episodes"]) == 4
+    assert not any("below" in instruction for instruction in pretraining_states)
+    assert all("released_at" in e for e in after["episodes"])
 
 
 def test_demo_sets_nest_and_every_run_is_judged_on_the_same_held_out_states(study):
@@ -63,11 +78,14 @@ def test_demo_sets_nest_and_every_run_is_judged_on_the_same_held_out_states(stud
 def test_the_comparison_page_shows_success_against_demos_and_the_paired_arms(study):
     page = (study["root"] / "index.html").read_text()
     assert 'id="scaling"' in page and "exact McNemar p" in page and "paid once for every run" in page
-    assert page.count("<tr><td class=\"num\">") == 2  # a pair per demo count
+    pairs = page.split("exact McNemar p")[1].split("</table>")[0]
+    assert pairs.count("<tr><td class=\"num\">") == 2  # a pair per demo count
+    transfer = page.split('id="transfer"')[1].split("</table>")[0]
+    assert transfer.count("<tr><td class=\"num\">") == 2  # each pretrained run: zero-shot, kept
     view = view_page(study["root"] / "index.html", 390, ARTIFACTS / "scaling-390px.png", ("#scaling",))
     assert view.console_errors == [] and view.failed_requests == []
     assert all(image["naturalWidth"] > 0 for image in view.images) and len(view.images) == 2
-    assert "How many demos?" in view.texts["#scaling"]
+    assert "How many demos?" in view.texts["#scaling"] and "what each fine-tune keeps" in view.texts["#scaling"]
 
 
 def test_the_shipped_study_config_holds_out_100_states_and_nests_five_demo_counts():
@@ -75,5 +93,5 @@ def test_the_shipped_study_config_holds_out_100_states_and_nests_five_demo_count
     runs = expand_sweep(config)
     assert sorted({run.config["split"]["train_episodes"] for run in runs}) == [10, 25, 50, 100, 200]
     assert {run.values["init"] for run in runs} == {"pretrained", "scratch"} and len(runs) == 10
-    assert all(run.config["split"]["held_out"] == 100 for run in runs)
+    assert all(run.config["split"]["held_out"] == 100 and run.config["eval"]["transfer"] for run in runs)
     assert config["demos"]["n_episodes"] - config["split"]["held_out"] == 200

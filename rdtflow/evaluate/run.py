@@ -90,14 +90,14 @@ def open_loop_summary(errors: np.ndarray, episode_ids: list[str], state_names: l
 
 
 def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, index_path: Path, out_path: Path,
-             video_dir: Path) -> dict:
+             video_dir: Path | None) -> dict:
     """Open-loop action error on the held-out episodes' recorded steps, and closed-loop success
     from their initial states when the config names a simulator; writes the JSON of
     docs/formats.md and the rollout videos.
 
     The error is in min/max units of the training actions (each column's range is [-1, 1]),
     whatever the training normalisation, so that checkpoints, the baseline and runs in raw
-    or min/max units compare on one scale.
+    or min/max units compare on one scale. Without `video_dir` nothing is filmed.
     """
     started = time.perf_counter()
     error_units = Normalizer.min_max(stats, "action")
@@ -109,8 +109,10 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
     summary = open_loop_summary(
         open_loop_errors(policy, samples, error_units), list(rows["episode_id"]), config["data"]["state_names"]
     )
-    video_dir.mkdir(parents=True, exist_ok=True)
-    videos = write_rollout_videos(config, episodes, rollouts, video_dir) if rollouts is not None else []
+    videos = []
+    if rollouts is not None and video_dir is not None:
+        video_dir.mkdir(parents=True, exist_ok=True)
+        videos = write_rollout_videos(config, episodes, rollouts, video_dir)
     outcomes = rollouts.outcomes if rollouts is not None else [{}] * len(episodes)
     result = {
         "step": step,
@@ -227,6 +229,28 @@ def evaluate_checkpoint(config: dict, checkpoint_dir: Path, index_path: Path, la
     if tracking_out is not None:
         log_evaluation(config, tracking_out, step, result)
     return result
+
+
+def evaluate_transfer(config: dict, start_dir: Path, final_dir: Path, index_path: Path, language_path: Path,
+                      pretraining_index_path: Path, pretraining_language_path: Path, vision_dir: Path,
+                      start_own_out: Path, start_pretraining_out: Path, final_pretraining_out: Path) -> dict[str, dict]:
+    """eval.transfer: the starting weights (the pretraining's export, step 0) on this run's
+    held-out episodes, and the starting weights and final checkpoint on the pretraining's,
+    each with the instruction embeddings of the episodes it meets (both runs share the text
+    encoder). Nothing is filmed."""
+    torch.set_num_threads(cpu_threads(config["eval"]["threads"]))
+    config = {**config, "eval": {**config["eval"], "videos": 0}}
+    final_step = json.loads((final_dir / CheckpointFile.TRAINER_STATE).read_text())["step"]
+    results = {}
+    for name, weights, step, index, language, out in (
+            ("start-own", start_dir, 0, index_path, language_path, start_own_out),
+            ("start-pretraining", start_dir, 0, pretraining_index_path, pretraining_language_path, start_pretraining_out),
+            ("final-pretraining", final_dir, final_step, pretraining_index_path, pretraining_language_path,
+             final_pretraining_out)):
+        policy, stats = load_diffusion_policy(weights, vision_dir, language, config["data"]["control_frequency"],
+                                              config["eval"]["seed"], config["hardware"])
+        results[name] = evaluate(config, policy, stats, step, index, out, None)
+    return results
 
 
 def evaluate_baseline(config: dict, index_path: Path, stats_path: Path, out_path: Path, video_dir: Path) -> dict:

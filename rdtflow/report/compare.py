@@ -62,6 +62,7 @@ def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, 
         times = load_benchmarks(run["benchmark_files"]).groupby("stage")["seconds"].sum()
         setting = _setting(run["values"])
         splits = pd.read_parquet(run["index_parquet"], columns=["split"])["split"]
+        transfer = [read_json(path)["success_rate"] for path in run["transfer_files"]] or [None] * 3
         rows.append({
             "label": run["label"], "setting": setting, **{key: value_text(value) for key, value in run["values"].items()},
             "seed": run["facts"]["seed"], "init": run["facts"]["init"], "n_demos": int((splits == "train").sum()),
@@ -71,6 +72,9 @@ def run_rows(runs: list[dict[str, Any]], page_dir: Path) -> tuple[pd.DataFrame, 
             "final_step": int(final["step"]), "success": final["success_rate"],
             "success_low": final["success_low"], "success_high": final["success_high"],
             "n_episodes": int(final["n_episodes"]), "baseline_success": read_json(run["baseline_json"])["success_rate"],
+            # eval.transfer: the starting weights on this run's states (zero-shot), and the starting
+            # weights and the final checkpoint on the pretraining's states (what it kept)
+            "zero_shot": transfer[0], "pretraining_tasks_start": transfer[1], "pretraining_tasks_final": transfer[2],
             "train_seconds": times.get("train"), "eval_seconds": times.get("eval"),
             "report": os.path.relpath(run["report_html"], page_dir),
         })

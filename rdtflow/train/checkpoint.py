@@ -47,7 +47,8 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write_checksums(folder: Path) -> None:
+def write_checksums(folder: Path) -> None:
+    """checksums.json: every file's SHA-256, so a damaged or truncated copy is refused (checkpoint_problem)."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     sums = {str(p.relative_to(folder)): _sha256(p) for p in files}
     (folder / File.CHECKSUMS).write_text(json.dumps(sums, indent=1))
@@ -148,7 +149,7 @@ def save_checkpoint(
         log.to_csv(staging / File.TRAIN_LOG, index=False)
         torch.save(optimizer.state_dict(), staging / File.OPTIMIZER)
         torch.save(scheduler.state_dict(), staging / File.SCHEDULER)
-        _write_checksums(staging)
+        write_checksums(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -14,6 +14,7 @@ from pathlib import Path
 from rdtflow.errors import RdtflowError
 from rdtflow.model.weights import export_checkpoint
 from rdtflow.paths import CheckpointFile, checkpoint_step
+from rdtflow.train.checkpoint import write_checksums
 from rdtflow.train.retention import best_evaluated_step
 
 EXPORT_RECORD = "export.json"
@@ -36,4 +37,5 @@ def export_run_checkpoint(checkpoint_dirs: list[Path], eval_files: list[Path], o
     record = {"step": step, "source": str(source), "chosen_by": chosen_by,
               "ema": (out_dir / CheckpointFile.EMA_WEIGHTS).is_file()}
     (out_dir / EXPORT_RECORD).write_text(json.dumps(record, indent=1))
+    write_checksums(out_dir)  # evaluated as a checkpoint is (eval.transfer), it is checked as one
     return record

@@ -83,3 +83,30 @@ rule baseline:
         CONDA_ENV
     shell:
         "rdtflow baseline --run-config {params.run_config} > {log} 2>&1"
+
+
+# eval.transfer: a fine-tune's starting weights on its own held-out states (zero-shot), and its
+# starting weights and final checkpoint on its pretraining's held-out states (forgetting).
+
+
+rule transfer:
+    wildcard_constraints:
+        root=roots("transfer"),
+    input:
+        unpack(inputs("transfer")),
+    output:
+        **outputs("transfer"),
+    params:
+        run_config=run_config("transfer"),
+        settings=settings("transfer"),
+    threads: eval_threads
+    resources:
+        **EVAL_RESOURCES,
+    log:
+        log_file("transfer"),
+    benchmark:
+        benchmark_file("transfer")
+    conda:
+        CONDA_ENV
+    shell:
+        "rdtflow transfer --run-config {params.run_config} > {log} 2>&1"
