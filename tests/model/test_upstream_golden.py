@@ -7,6 +7,7 @@ architecture.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,20 @@ def golden_run_config(tmp_path: Path, pretrained: Path, **model) -> dict:
     })
 
 
-def load_golden(tmp_path: Path, folder: str = "checkpoint", **model) -> RDTPolicy:
-    return policy_for(golden_run_config(tmp_path, GOLDEN / folder, **model)).eval()
+def main_weights_only(tmp_path: Path) -> Path:
+    """The golden checkpoint without its ema/, as the published rdt-1b comes: a run starts from
+    a folder's EMA weights where it has them (rdtflow.model.weights.starting_weights)."""
+    folder = tmp_path / "main_only"
+    folder.mkdir(exist_ok=True)
+    for name in ("config.json", "pytorch_model.bin"):
+        shutil.copy(GOLDEN / "checkpoint" / name, folder / name)
+    return folder
+
+
+def load_golden(tmp_path: Path, folder: str | None = None, **model) -> RDTPolicy:
+    """The policy model.pretrained builds from `folder` of the golden checkpoint (default: its main weights)."""
+    source = GOLDEN / folder if folder else main_weights_only(tmp_path)
+    return policy_for(golden_run_config(tmp_path, source, **model)).eval()
 
 
 def transformer_output(policy: RDTPolicy) -> torch.Tensor:
@@ -92,6 +105,12 @@ def test_upstream_ema_folder_loads_with_its_parents_config(tmp_path):
     assert not (GOLDEN / "checkpoint" / "ema" / "config.json").exists()
     policy = load_golden(tmp_path, "checkpoint/ema")
     assert max_difference(transformer_output(policy), UPSTREAM["inner_ema"]) < TOLERANCE
+
+
+def test_a_checkpoint_folder_with_an_ema_starts_from_its_ema_weights(tmp_path):
+    policy = load_golden(tmp_path, "checkpoint")
+    assert max_difference(transformer_output(policy), UPSTREAM["inner_ema"]) < TOLERANCE
+    assert max_difference(transformer_output(policy), UPSTREAM["inner_main"]) > 0.05
 
 
 def test_true_rms_norm_reproduces_upstream_with_the_true_rms(tmp_path):
