@@ -287,7 +287,7 @@ def validate_config(config: dict, partial: bool = False, check_files: bool = Fal
         if all(section in config for section in sections):
             check(config)
     if not partial:
-        resolve_pretraining(config, check_files, chain)
+        resolve_pretraining(config, validate_config, check_files, chain)
     return config
 
 

@@ -19,6 +19,7 @@ differ from the pretraining's.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,12 +58,13 @@ def export_folder(pretraining: dict, link: PretrainingLink) -> Path:
     return stage_paths(pretraining, "export").export(link.label)
 
 
-def load_pretraining(link: PretrainingLink, check_files: bool, chain: tuple[str, ...]) -> dict:
+Validate = Callable[..., dict]  # rdtflow.config.validate_config, handed in: config imports this module
+
+
+def load_pretraining(link: PretrainingLink, validate: Validate, check_files: bool, chain: tuple[str, ...]) -> dict:
     """The run `link` names, validated (and resolved, should it start from a run itself).
     `chain` holds the results folders of the runs that led here, this one last: a run that
     names itself, or a cycle, is refused before the run it names is read any further."""
-    from rdtflow.config import validate_config
-
     where = f"model.pretrained.config {link.config_file}"
     if not link.config_file.is_file():
         raise ConfigError(f"{where}: no such run config file; give the YAML file of the run to start from "
@@ -78,7 +80,7 @@ def load_pretraining(link: PretrainingLink, check_files: bool, chain: tuple[str,
         raise ConfigError(f"model.pretrained forms a cycle of runs ({' -> '.join([*chain, theirs])}): each run must "
                           "start from one that does not start from it")
     try:
-        return validate_config(pretraining, check_files=check_files, chain=chain)
+        return validate(pretraining, check_files=check_files, chain=chain)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
 
@@ -110,14 +112,14 @@ def _check_encoders(config: dict, pretraining: dict, link: PretrainingLink) -> N
                           f"but its encoder settings differ ({'; '.join(differing)}): copy that run's encoders section")
 
 
-def resolve_pretraining(config: dict, check_files: bool, chain: tuple[str, ...]) -> dict | None:
+def resolve_pretraining(config: dict, validate: Validate, check_files: bool, chain: tuple[str, ...]) -> dict | None:
     """Resolve a validated config's link in place: model.pretrained becomes the export folder and
     the encoder paths the pretraining's encoders. Returns the pretraining's config (None
     without a link)."""
     link = pretraining_link(config)
     if link is None:
         return None
-    pretraining = load_pretraining(link, check_files, (*chain, str(RunPaths.from_config(config).root)))
+    pretraining = load_pretraining(link, validate, check_files, (*chain, str(RunPaths.from_config(config).root)))
     _check_checkpoint(pretraining, link)
     _check_encoders(config, pretraining, link)
     vision, text = encoder_dirs(pretraining, stage_paths(pretraining, "encoders"))

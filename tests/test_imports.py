@@ -2,8 +2,8 @@
 
 Layers, lowest first: the leaf modules every stage may use (errors, paths, progress, schema
 messages, presets); data and the simulator; model; train; evaluate; report; then what wires
-the stages together (config validation, the stages' files, sweeps, inspecting a file against
-the presets) and the command line. A module may import its own layer and those below it,
+the stages together (config validation, the stages' files, runs that start from runs, sweeps,
+inspecting a file against the presets) and the command line. A module may import its own layer and those below it,
 never one above: a stage never reaches into a later stage.
 """
 
@@ -21,7 +21,7 @@ LAYERS = [
     {"rdtflow.train"},
     {"rdtflow.evaluate"},
     {"rdtflow.report"},
-    {"rdtflow.config", "rdtflow.stages", "rdtflow.sweep", "rdtflow.inspection"},
+    {"rdtflow.config", "rdtflow.stages", "rdtflow.pretraining", "rdtflow.sweep", "rdtflow.inspection"},
     {"rdtflow.cli"},
 ]
 
