@@ -123,8 +123,9 @@ def resolve_pretraining(config: dict, validate: Validate, check_files: bool, cha
     _check_checkpoint(pretraining, link)
     _check_encoders(config, pretraining, link)
     vision, text = encoder_dirs(pretraining, stage_paths(pretraining, "encoders"))
-    config["encoders"] |= {"vision_path": str(vision), "text_path": str(text)}
-    config["model"]["pretrained"] = str(export_folder(pretraining, link))
+    # new mappings, not changes to the given ones: a caller's sections may be shared with other configs
+    config["encoders"] = {**config["encoders"], "vision_path": str(vision), "text_path": str(text)}
+    config["model"] = {**config["model"], "pretrained": str(export_folder(pretraining, link))}
     config["pretraining"] = {"config": str(link.config_file), "checkpoint": link.checkpoint,
                              "run": json.loads(json.dumps(pretraining))}
     return pretraining

@@ -169,3 +169,13 @@ def test_encoder_settings_that_differ_from_the_pretrainings_are_refused_naming_t
     config["encoders"] = {**TINY_ENCODERS, "max_lang_tokens": 16}
     with pytest.raises(ConfigError, match="encoders.max_lang_tokens: 16 here, 32 there"):
         validate_config(config)
+
+
+def test_resolving_a_link_leaves_the_given_sections_untouched(tmp_path):
+    """Tests and sweeps share section mappings between configs: the resolved paths must not leak."""
+    pretraining = write(tmp_path / "pretrain.yaml", pretraining_config(tmp_path / "results"))
+    config = fine_tune_config(tmp_path / "results", pretraining)
+    encoders, model = config["encoders"], config["model"]
+    resolved = validate_config(config)
+    assert resolved["encoders"]["vision_path"] is not None and encoders.get("vision_path") is None
+    assert isinstance(model["pretrained"], dict) and isinstance(resolved["model"]["pretrained"], str)
