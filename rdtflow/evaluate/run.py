@@ -110,9 +110,10 @@ def evaluate(config: dict, policy: ChunkPolicy, stats: dict, step: int | None, i
         open_loop_errors(policy, samples, error_units), list(rows["episode_id"]), config["data"]["state_names"]
     )
     videos = []
-    if rollouts is not None and video_dir is not None:
-        video_dir.mkdir(parents=True, exist_ok=True)
-        videos = write_rollout_videos(config, episodes, rollouts, video_dir)
+    if video_dir is not None:
+        video_dir.mkdir(parents=True, exist_ok=True)  # the rule's output, even with nothing to film
+        if rollouts is not None:
+            videos = write_rollout_videos(config, episodes, rollouts, video_dir)
     outcomes = rollouts.outcomes if rollouts is not None else [{}] * len(episodes)
     result = {
         "step": step,
