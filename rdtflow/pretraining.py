@@ -151,8 +151,9 @@ def pretraining_runs(configs: list[dict]) -> list[dict]:
     pending = list(configs)
     while pending:
         linked = pending.pop().get("pretraining")
-        if linked is not None and str(RunPaths.from_config(linked["run"]).root) not in found:
-            found[str(RunPaths.from_config(linked["run"]).root)] = linked["run"]
+        root = None if linked is None else str(RunPaths.from_config(linked["run"]).root)
+        if root is not None and root not in found:
+            found[root] = linked["run"]
             pending.append(linked["run"])
     return list(found.values())
 
